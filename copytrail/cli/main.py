@@ -1,0 +1,531 @@
+"""The `copytrail` command: parse, call Library, render. No logic of its own lives here."""
+
+from __future__ import annotations
+
+import sys
+from enum import Enum, StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from copytrail.cli.render import emit_json, emit_json_lines, err, human_bytes, out, table
+from copytrail.errors import CopytrailError
+from copytrail.ledger.records import SOURCE_KINDS
+
+app = typer.Typer(
+    help="copytrail: the chain of custody for LLM training data.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+source_app = typer.Typer(help="Register where data came from.", no_args_is_help=True)
+app.add_typer(source_app, name="source")
+
+
+class _State:
+    library: str | None = None
+    db: str | None = None
+
+
+state = _State()
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
+
+
+@app.callback()
+def _global(
+    library: Annotated[
+        str | None,
+        typer.Option(
+            "--library",
+            "-L",
+            envvar="COPYTRAIL_LIBRARY",
+            help="Library directory (default ./.copytrail).",
+        ),
+    ] = None,
+    db: Annotated[
+        str | None,
+        typer.Option(
+            "--db",
+            envvar="COPYTRAIL_DB",
+            help="Ledger database URL (sqlite:///..., postgresql://...).",
+        ),
+    ] = None,
+) -> None:
+    state.library, state.db = library, db
+
+
+def _lib() -> Any:
+    from copytrail.library import Library
+
+    return Library.open(state.library, db=state.db)
+
+
+# ---- init / sources ------------------------------------------------------------------------
+@app.command()
+def init(
+    store: Annotated[
+        str | None, typer.Option(help="Blob store URL (default LIBRARY/blobs).")
+    ] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Create a library (ledger + blob store). Running it again on an existing one is harmless."""
+    from copytrail.library import Library
+
+    lib = Library.init(state.library, db=state.db, store=store)
+    info = {"library": str(lib.path.resolve()), "db": lib.db_url, "store": lib.store_url}
+    if json_out:
+        emit_json(info)
+    else:
+        out.print(f"library ready at [bold]{info['library']}[/] (ledger {info['db']})")
+
+
+KindEnum = Enum("SourceKind", {k.replace("-", "_"): k for k in SOURCE_KINDS}, type=str)  # type: ignore[misc]
+
+
+@source_app.command("add")
+def source_add(
+    name: str,
+    kind: Annotated[KindEnum, typer.Option("--kind", help="Kind of source.")],  # type: ignore[valid-type]
+    license: Annotated[str | None, typer.Option(help="License or terms of use.")] = None,
+    provided_by: Annotated[
+        str | None, typer.Option("--provided-by", help="Who provided it.")
+    ] = None,
+    acquired: Annotated[str | None, typer.Option(help="When it was acquired (ISO date).")] = None,
+    url: Annotated[str | None, typer.Option(help="Where it came from.")] = None,
+    notes: Annotated[str | None, typer.Option(help="Free text.")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Register a source of data."""
+    if acquired:
+        _check_date(acquired)
+    with _lib() as lib:
+        s = lib.add_source(
+            name,
+            kind.value,
+            license=license,
+            provided_by=provided_by,
+            acquired=acquired,
+            url=url,
+            notes=notes,
+        )
+    if json_out:
+        emit_json(s)
+    else:
+        out.print(
+            f"source [bold]{s['name']}[/] ({s['kind']}) added as #{s['id']}, event {s['event_seq']}"
+        )
+
+
+def _check_date(value: str) -> None:
+    from datetime import date, datetime
+
+    try:
+        (datetime if "T" in value else date).fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as e:
+        raise CopytrailError(f"--acquired {value!r} is not an ISO date such as 2021-06-30") from e
+
+
+# ---- ingest ----------------------------------------------------------------------------------
+@app.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="Files or directories to ingest.")],
+    source: Annotated[str, typer.Option(help="Source name (see `copytrail ls sources`).")],
+    dataset: Annotated[str, typer.Option(help="Dataset as NAME or NAME@VERSION.")],
+    workers: Annotated[
+        int | None, typer.Option(help="Worker processes (default: all cores).")
+    ] = None,
+    text_field: Annotated[
+        str, typer.Option("--text-field", help="Record field holding the text (dots for nesting).")
+    ] = "text",
+    max_file_bytes: Annotated[
+        int | None, typer.Option(help="Refuse files larger than this.")
+    ] = None,
+    max_member_bytes: Annotated[
+        int | None, typer.Option(help="Refuse archive members larger than this.")
+    ] = None,
+    max_archive_bytes: Annotated[
+        int | None, typer.Option(help="Stop an archive past this many bytes.")
+    ] = None,
+    max_ratio: Annotated[
+        int | None, typer.Option(help="Refuse members inflating more than N:1.")
+    ] = None,
+    max_depth: Annotated[int | None, typer.Option(help="Deepest archive nesting to open.")] = None,
+    max_record_bytes: Annotated[
+        int | None, typer.Option(help="Refuse JSON Lines records larger than this.")
+    ] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Ingest files, directories, archives and record datasets as copies of a dataset."""
+    from copytrail.cli.progress import RichIngestProgress
+    from copytrail.ingest.limits import Limits
+
+    limits = Limits.from_options(
+        max_file_bytes=max_file_bytes,
+        max_member_bytes=max_member_bytes,
+        max_archive_bytes=max_archive_bytes,
+        max_ratio=max_ratio,
+        max_depth=max_depth,
+        max_record_bytes=max_record_bytes,
+    )
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        raise CopytrailError(f"no such file or directory: {', '.join(missing)}")
+    with _lib() as lib:
+        progress = RichIngestProgress(f"ingest → {dataset}")
+        s = lib.ingest(
+            [str(p) for p in paths],
+            source=source,
+            dataset=dataset,
+            workers=workers,
+            text_field=text_field,
+            limits=limits,
+            progress=progress,
+        )
+    d = s.as_dict()
+    if json_out:
+        emit_json(d)
+        return
+    rate = s.bytes / s.seconds / 1e6 if s.seconds else 0
+    out.print(
+        f"[bold]{s.dataset}[/]: {s.files} files, {s.items} items, "
+        f"[green]{s.copies_added} copies added[/], {s.copies_existing} already present, "
+        f"[red]{s.unreadable} unreadable[/], {human_bytes(s.bytes)} in {s.seconds:.1f}s "
+        f"({rate:.1f} MB/s)"
+    )
+    for p in s.problems[:20]:
+        out.print(f"  [red]{p['status']}[/] {p['path']}: {p['reason']}")
+    if len(s.problems) > 20 or s.unreadable > len(s.problems[:20]):
+        out.print(
+            f"  … see all with `copytrail ls copies --dataset {s.dataset} --status unreadable`"
+        )
+
+
+# ---- listing -------------------------------------------------------------------------------
+class What(StrEnum):
+    sources = "sources"
+    datasets = "datasets"
+    copies = "copies"
+
+
+@app.command("ls")
+def ls(
+    what: What,
+    dataset: Annotated[str | None, typer.Option(help="Only copies of this dataset.")] = None,
+    status: Annotated[
+        str | None,
+        typer.Option(help="Only copies with this status (ok, unreadable, refused, deleted)."),
+    ] = None,
+    limit: Annotated[
+        int | None,
+        typer.Option(help="At most this many rows (default 50 for tables, all for --json)."),
+    ] = None,
+    offset: Annotated[int, typer.Option(help="Skip this many rows.")] = 0,
+    json_out: JsonOpt = False,
+) -> None:
+    """List sources, datasets or copies."""
+    with _lib() as lib:
+        if what is What.sources:
+            rows = lib.sources()
+            if json_out:
+                return emit_json(rows)
+            table(
+                "sources",
+                ["id", "name", "kind", "license", "provided by", "acquired", "url"],
+                [
+                    (
+                        r["id"],
+                        r["name"],
+                        r["kind"],
+                        r["license"],
+                        r["provided_by"],
+                        r["acquired"],
+                        r["url"],
+                    )
+                    for r in rows
+                ],
+            )
+        elif what is What.datasets:
+            rows = lib.datasets()
+            if json_out:
+                return emit_json(rows)
+            table(
+                "datasets",
+                ["id", "dataset", "source", "kind", "copies", "bytes", "created"],
+                [
+                    (
+                        r["id"],
+                        r["label"],
+                        r["source"],
+                        r["source_kind"],
+                        r["copies"],
+                        human_bytes(r["bytes"]),
+                        r["created"],
+                    )
+                    for r in rows
+                ],
+            )
+        else:
+            n = limit if (limit is not None or json_out) else 50
+            it = lib.copies(dataset=dataset, status=status, limit=n, offset=offset)
+            if json_out:
+                return emit_json_lines(it)
+            rows = list(it)
+            table(
+                "copies",
+                ["id", "dataset", "path", "status", "size", "words", "title", "sha256"],
+                [
+                    (
+                        r["id"],
+                        r["dataset"],
+                        r["path"],
+                        r["status"],
+                        human_bytes(r["size"]),
+                        r["words"],
+                        r["title"] or (r["reason"] or "")[:60],
+                        (r["sha256"] or "")[:12],
+                    )
+                    for r in rows
+                ],
+            )
+            if limit is None and len(rows) == n:
+                out.print(f"(first {n}; use --limit, --offset or --json for more)")
+
+
+@app.command()
+def show(
+    copy: Annotated[str, typer.Argument(help="Copy id, or a SHA-256 prefix of its bytes or text.")],
+    text: Annotated[bool, typer.Option("--text", help="Print the extracted text.")] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Everything recorded about one copy, with its events."""
+    with _lib() as lib:
+        if text:
+            sys.stdout.write(lib.copy_text(copy))
+            return
+        c = lib.copy(copy)
+    if json_out:
+        return emit_json(c)
+    fields = [
+        "id",
+        "dataset",
+        "source",
+        "source_kind",
+        "path",
+        "status",
+        "reason",
+        "media_type",
+        "size",
+        "sha256",
+        "text_sha256",
+        "text_size",
+        "title",
+        "authors",
+        "isbns",
+        "language",
+        "words",
+        "replacements",
+        "created",
+        "shared_with",
+    ]
+    table(
+        f"copy {c['id']}",
+        ["field", "value"],
+        [
+            (f, ", ".join(map(str, c[f])) if isinstance(c[f], list) else c[f])
+            for f in fields
+            if c.get(f) not in (None, [], "")
+        ],
+    )
+    if c["extra"]:
+        table("other metadata", ["key", "value"], [(k, v) for k, v in c["extra"].items()])
+    table(
+        "events",
+        ["seq", "type", "time", "actor", "hash"],
+        [(e["seq"], e["type"], e["time"], e["actor"], e["hash"][:16]) for e in c["events"]],
+    )
+
+
+@app.command()
+def stats(json_out: JsonOpt = False) -> None:
+    """Copies, bytes and words by dataset and by source kind."""
+    with _lib() as lib:
+        s = lib.stats()
+    if json_out:
+        return emit_json(s)
+    out.print(
+        f"{s['copies']} copies ({s['distinct_originals']} distinct originals), "
+        f"{human_bytes(s['bytes'])}, {s['words']:,} words, {s['sources']} sources, "
+        f"{s['datasets']} datasets, {s['events']} events; by status {s['by_status']}"
+    )
+    cols = ["copies", "bytes", "words", "unreadable"]
+    table(
+        "by dataset",
+        ["dataset", "source kind", *cols],
+        [
+            (
+                r["dataset"],
+                r["source_kind"],
+                r["copies"],
+                human_bytes(r["bytes"]),
+                f"{r['words']:,}",
+                r["unreadable"],
+            )
+            for r in s["by_dataset"]
+        ],
+    )
+    table(
+        "by source kind",
+        ["source kind", *cols],
+        [
+            (
+                r["source_kind"],
+                r["copies"],
+                human_bytes(r["bytes"]),
+                f"{r['words']:,}",
+                r["unreadable"],
+            )
+            for r in s["by_source_kind"]
+        ],
+    )
+    cp = s["latest_checkpoint"]
+    out.print(
+        f"latest checkpoint: {cp['tree_size']} events, root {cp['root_hash']}"
+        if cp
+        else "no checkpoint yet (run `copytrail checkpoint`)"
+    )
+
+
+@app.command()
+def log(
+    start: Annotated[int, typer.Option(help="First event number.")] = 1,
+    limit: Annotated[int, typer.Option(help="At most this many events.")] = 50,
+    json_out: JsonOpt = False,
+) -> None:
+    """The event log, in order."""
+    with _lib() as lib:
+        evs = list(lib.events(start, limit))
+    if json_out:
+        return emit_json(evs)
+    table(
+        "events",
+        ["seq", "type", "time", "actor", "subjects", "hash"],
+        [(e["seq"], e["type"], e["time"], e["actor"], e["subjects"], e["hash"][:16]) for e in evs],
+    )
+
+
+# ---- integrity -----------------------------------------------------------------------------
+@app.command()
+def checkpoint(json_out: JsonOpt = False) -> None:
+    """Record an RFC 9162 Merkle tree head over all events so far."""
+    with _lib() as lib:
+        cp = lib.checkpoint()
+    if json_out:
+        return emit_json(cp)
+    what = "new checkpoint" if cp["new"] else "no new events; latest checkpoint"
+    out.print(f"{what} #{cp['id']}: tree size {cp['tree_size']}, root {cp['root_hash']}")
+
+
+@app.command()
+def prove(
+    event_id: Annotated[int, typer.Argument(help="Event number (see `copytrail log`).")],
+    checkpoint_id: Annotated[
+        int | None,
+        typer.Option(
+            "--checkpoint",
+            help="Prove against this checkpoint (default: the latest covering the event).",
+        ),
+    ] = None,
+    out_file: Annotated[
+        Path | None, typer.Option("--out", help="Also write the proof JSON here.")
+    ] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Print an inclusion proof that an event is in a checkpointed tree head."""
+    import json
+
+    with _lib() as lib:
+        p = lib.prove(event_id, checkpoint_id)
+    if out_file:
+        out_file.write_text(json.dumps(p, indent=2) + "\n", encoding="utf-8")
+    if json_out:
+        return emit_json(p)
+    out.print(f"event {p['event_seq']} (hash {p['event_hash']})")
+    out.print(
+        f"is leaf {p['leaf_index']} of the tree of size {p['tree_size']} with root {p['root_hash']}"
+    )
+    out.print(f"(checkpoint #{p['checkpoint_id']}, {p['checkpoint_time']}); audit path:")
+    for h in p["path"]:
+        out.print(f"  {h}")
+    out.print("[green]proof verifies[/]" if p["verified"] else "[red]proof does NOT verify[/]")
+
+
+@app.command()
+def verify(
+    quick: Annotated[
+        bool, typer.Option("--quick", help="Check that blobs exist without re-hashing them.")
+    ] = False,
+    proof: Annotated[
+        Path | None,
+        typer.Option(
+            "--proof", help="Only check a saved inclusion proof file (no library needed)."
+        ),
+    ] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Check the event chain, checkpoints, tables and blobs. Exit 0 when intact, 1 when not."""
+    if proof is not None:
+        import json
+
+        from copytrail.ledger.merkle import verify_proof_document
+
+        ok = verify_proof_document(json.loads(proof.read_text(encoding="utf-8")))
+        if json_out:
+            emit_json({"ok": ok})
+        else:
+            out.print(
+                "[green]inclusion proof verifies[/]"
+                if ok
+                else "[red]inclusion proof does NOT verify[/]"
+            )
+        raise typer.Exit(0 if ok else 1)
+    from copytrail.cli.progress import RichPhaseProgress
+
+    with _lib() as lib, RichPhaseProgress() as progress:
+        r = lib.verify(quick=quick, progress=progress)
+    if json_out:
+        emit_json(r.as_dict())
+    else:
+        c = r.counts
+        out.print(
+            f"checked {c.get('events', 0)} events, {c.get('checkpoints', 0)} checkpoints, "
+            f"{c.get('blobs_referenced', 0)} blobs"
+        )
+        for note in r.notes:
+            out.print(f"[yellow]note[/]: {note}")
+        for p in r.problems:
+            out.print(f"[red]problem[/]: {p}")
+        if r.problem_count > len(r.problems):
+            out.print(f"… and {r.problem_count - len(r.problems)} more problems")
+        out.print(
+            "[green]library intact[/]" if r.ok else f"[red]{r.problem_count} problems found[/]"
+        )
+    raise typer.Exit(0 if r.ok else 1)
+
+
+def main() -> None:
+    try:
+        app()
+    except CopytrailError as e:
+        err.print(f"[red]error:[/] {e}")
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        err.print(
+            "[red]interrupted[/]: what was committed stays; run the same command again to finish"
+        )
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

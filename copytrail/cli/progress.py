@@ -1,0 +1,82 @@
+"""A rich progress bar for ingest: files, MB, MB/s, items, errors, ETA. Written to stderr."""
+
+from __future__ import annotations
+
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+
+from copytrail.cli.render import err
+
+
+class RichIngestProgress:
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.items = 0
+        self.errors = 0
+        self._p = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            TextColumn("{task.fields[items]} items"),
+            TextColumn("[red]{task.fields[errors]} unreadable"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=err,
+            transient=False,
+        )
+        self._task: TaskID | None = None
+
+    def start(self, total_bytes: int, total_files: int) -> None:
+        self._p.start()
+        self._task = self._p.add_task(
+            f"{self.label} ({total_files} files)", total=total_bytes, items=0, errors=0
+        )
+
+    def advance(self, nbytes: int, items: int, errors: int) -> None:
+        self.items += items
+        self.errors += errors
+        if self._task is not None:
+            self._p.update(self._task, advance=nbytes, items=self.items, errors=self.errors)
+
+    def finish(self) -> None:
+        self._p.stop()
+
+
+class RichPhaseProgress:
+    """For verify: one bar per phase (events, blobs), created when the phase starts."""
+
+    def __init__(self) -> None:
+        self._p = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=err,
+            transient=True,
+        )
+        self._tasks: dict[str, TaskID] = {}
+
+    def __enter__(self) -> RichPhaseProgress:
+        self._p.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._p.stop()
+
+    def __call__(self, phase: str, advance: int, total: int | None) -> None:
+        if phase not in self._tasks:
+            self._tasks[phase] = self._p.add_task(f"checking {phase}", total=total)
+        elif total is not None:
+            self._p.update(self._tasks[phase], total=total)
+        self._p.update(self._tasks[phase], advance=advance)

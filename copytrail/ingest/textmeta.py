@@ -1,0 +1,77 @@
+"""Metadata read from extracted text: word count, language, ISBNs, and title/author header lines."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from copytrail.ingest.isbn import find_isbns
+
+# ISBNs sit on the title and copyright pages (front) and sometimes on the back cover.
+ISBN_HEAD_CHARS = 40_000
+ISBN_TAIL_CHARS = 8_000
+LANG_SAMPLE_CHARS = 1_000
+_HEADER_LINES = 120
+
+_FIELD = re.compile(
+    r"^[ \t]*(Title|Author|Authors|Language|Translator)[ \t]*:[ \t]*(\S.*?)[ \t]*\r?$", re.M | re.I
+)
+
+
+def count_words(text_utf8: bytes) -> int:
+    """Whitespace-separated words, counted on UTF-8 bytes at C speed.
+
+    Bytes <= 0x20 (ASCII space, tabs, newlines, controls) separate words; Unicode spaces do not.
+    """
+    if not text_utf8:
+        return 0
+    a = np.frombuffer(text_utf8, dtype=np.uint8)
+    ws = a <= 32
+    return int(np.count_nonzero(ws[:-1] & ~ws[1:])) + (0 if ws[0] else 1)
+
+
+def detect_language(text: str) -> str | None:
+    """ISO 639-1 code from a sample taken past the front matter; None for too little text."""
+    n = len(text)
+    if n < 200:
+        return None
+    start = min(n // 3, 20_000) if n > 3 * LANG_SAMPLE_CHARS else 0
+    sample = text[start : start + LANG_SAMPLE_CHARS]
+    if sum(c.isalpha() for c in sample) < 100:
+        return None
+    import py3langid  # loaded on first use: its model costs ~0.2 s to load
+
+    lang, _score = py3langid.classify(sample)
+    return lang
+
+
+def isbns_in_text(text: str) -> list[str]:
+    if len(text) <= ISBN_HEAD_CHARS + ISBN_TAIL_CHARS:
+        return find_isbns(text)
+    found = find_isbns(text[:ISBN_HEAD_CHARS])
+    found += [i for i in find_isbns(text[-ISBN_TAIL_CHARS:]) if i not in found]
+    return found
+
+
+def header_fields(text: str) -> dict[str, str]:
+    """`Title:` / `Author:` lines near the top (Project Gutenberg and many e-text headers)."""
+    head = "\n".join(text[:20_000].splitlines()[:_HEADER_LINES])
+    out: dict[str, str] = {}
+    for m in _FIELD.finditer(head):
+        key = m.group(1).lower()
+        key = "author" if key == "authors" else key
+        out.setdefault(key, m.group(2))
+    return out
+
+
+_AUTHOR_SEPARATORS = re.compile(r"\s*;\s*|\s+and\s+|\s*&\s*")
+
+
+def split_authors(value: str | list | None) -> list[str]:
+    """'A and B', 'A; B', ['A', 'B'] -> ['A', 'B']."""
+    if not value:
+        return []
+    values = value if isinstance(value, list | tuple) else [value]
+    parts = [p for v in values for p in _AUTHOR_SEPARATORS.split(str(v))]
+    return [p.strip() for p in parts if p and p.strip()]

@@ -1,0 +1,60 @@
+"""Database engines: SQLite in WAL mode by default, any SQLAlchemy URL (postgresql://) by choice.
+
+Every write runs in a transaction that first takes the ledger's single write lock, so the event
+chain is extended by one writer at a time: BEGIN IMMEDIATE on SQLite, an advisory transaction lock
+on PostgreSQL. Reads never take it (WAL readers see the last committed state).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import Connection, Engine, create_engine, event, text
+
+# Arbitrary constant naming the copytrail write lock among PostgreSQL advisory locks.
+_PG_LOCK_KEY = 0x636F7079  # "copy"
+# How long a writer waits for another writer before giving up (two ingests at once).
+SQLITE_BUSY_TIMEOUT_S = 600
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(
+            url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S, "isolation_level": None}
+        )
+
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(conn: Connection) -> None:
+            # IMMEDIATE takes the write lock now, so two writers queue instead of failing later
+            # with "database is locked" when a deferred transaction tries to upgrade.
+            mode = "IMMEDIATE" if conn.get_execution_options().get("copytrail_write") else ""
+            conn.exec_driver_sql(f"BEGIN {mode}")
+
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+@contextmanager
+def write_transaction(engine: Engine) -> Iterator[Connection]:
+    """A transaction holding the ledger write lock; commits on success, rolls back on error."""
+    with engine.connect() as conn:
+        conn = conn.execution_options(copytrail_write=True)
+        with conn.begin():
+            if engine.dialect.name == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_KEY})
+            yield conn
+
+
+@contextmanager
+def read_connection(engine: Engine) -> Iterator[Connection]:
+    with engine.connect() as conn, conn.begin():
+        yield conn

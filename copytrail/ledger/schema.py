@@ -1,0 +1,119 @@
+"""Ledger tables (SQLAlchemy Core). The events table is the record; the others are indexes of it
+that `verify` cross-checks against the events."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+SCHEMA_VERSION = 1
+
+metadata = MetaData()
+
+meta = Table(
+    "meta",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),  # 1, 2, 3, ... no gaps
+    Column("type", String(32), nullable=False),
+    Column("time", String(40), nullable=False),  # ISO 8601 UTC
+    Column("actor", String(200), nullable=False),
+    Column("subjects", Text, nullable=False),  # canonical JSON object
+    Column("payload", Text, nullable=False),  # canonical JSON object
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False, unique=True),
+)
+Index("ix_events_type", events.c.type)
+
+checkpoints = Table(
+    "checkpoints",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("tree_size", BigInteger, nullable=False),
+    Column("root_hash", String(64), nullable=False),
+    Column("time", String(40), nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("compact_range", Text),  # JSON: the O(log n) state to extend the tree from here
+)
+
+sources = Table(
+    "sources",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("kind", String(32), nullable=False),
+    Column("license", Text),
+    Column("provided_by", Text),
+    Column("acquired", String(40)),
+    Column("url", Text),
+    Column("notes", Text),
+    Column("created", String(40), nullable=False),
+    Column("event_seq", BigInteger, nullable=False),
+)
+
+datasets = Table(
+    "datasets",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("name", String(200), nullable=False),
+    Column("version", String(100), nullable=False),  # "" when unversioned
+    Column("source_id", Integer, ForeignKey("sources.id"), nullable=False),
+    Column("created", String(40), nullable=False),
+    Column("event_seq", BigInteger, nullable=False),
+    UniqueConstraint("name", "version", name="uq_dataset_name_version"),
+)
+
+copies = Table(
+    "copies",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=False),
+    Column("dataset_id", Integer, ForeignKey("datasets.id"), nullable=False),
+    # NULL only for items refused before their bytes were read (an oversized archive member).
+    Column("sha256", String(64)),
+    Column("size", BigInteger, nullable=False),
+    Column("media_type", String(100), nullable=False),
+    Column("path", Text, nullable=False),
+    Column("status", String(16), nullable=False),  # ok | unreadable | refused | deleted
+    Column("reason", Text),
+    Column("text_sha256", String(64)),
+    Column("text_size", BigInteger),
+    Column("title", Text),
+    Column("authors", Text),  # JSON list
+    Column("isbns", Text),  # JSON list of ISBN-13
+    Column("language", String(16)),
+    Column("words", BigInteger),
+    Column("replacements", Integer),  # invalid byte sequences replaced while decoding
+    Column("extra", Text),  # JSON: other metadata (identifiers, encoding, record fields, ...)
+    Column("created", String(40), nullable=False),
+    Column("event_seq", BigInteger, nullable=False),
+    UniqueConstraint("dataset_id", "sha256", name="uq_copy_dataset_sha256"),
+)
+Index("ix_copies_sha256", copies.c.sha256)
+Index("ix_copies_text_sha256", copies.c.text_sha256)
+Index("ix_copies_dataset_path", copies.c.dataset_id, copies.c.path)
+
+copy_isbns = Table(
+    "copy_isbns",
+    metadata,
+    Column("copy_id", BigInteger, ForeignKey("copies.id"), nullable=False),
+    Column("isbn13", String(13), nullable=False),
+    Column("origin", String(16), nullable=False),  # metadata | text
+    UniqueConstraint("copy_id", "isbn13", name="uq_copy_isbn"),
+)
+Index("ix_copy_isbns_isbn", copy_isbns.c.isbn13)

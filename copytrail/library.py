@@ -1,0 +1,437 @@
+"""The Library: the one entry point of the Python API. The CLI and HTTP API only call this.
+
+lib = Library.init("./.copytrail")
+lib.add_source("gutenberg", kind="public-domain", license="Public domain in the USA")
+summary = lib.ingest(["books/"], source="gutenberg", dataset="pg@2024-01")
+lib.checkpoint(); lib.verify().ok
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import and_, func, insert, or_, select
+
+from copytrail.errors import CopytrailError, InvalidInput, LibraryNotFound, NotFound
+from copytrail.ledger import checkpoint as cpmod
+from copytrail.ledger.db import make_engine, read_connection, write_transaction
+from copytrail.ledger.events import EventWriter, default_actor, iter_events, row_to_event
+from copytrail.ledger.records import (
+    add_source,
+    dataset_label,
+    get_or_create_dataset,
+    parse_dataset_ref,
+    record_copies,
+)
+from copytrail.ledger.schema import (
+    SCHEMA_VERSION,
+    copies,
+    copy_isbns,
+    datasets,
+    events,
+    meta,
+    metadata,
+    sources,
+)
+from copytrail.ledger.verify import VerifyReport, parse_json, verify_blobs, verify_ledger
+from copytrail.store.blobs import BlobStore
+
+CONFIG_NAME = "library.json"
+DEFAULT_PATH = ".copytrail"
+
+
+def resolve_path(path: str | os.PathLike | None) -> Path:
+    return Path(path or os.environ.get("COPYTRAIL_LIBRARY") or DEFAULT_PATH)
+
+
+class Library:
+    def __init__(self, path: Path, db_url: str, store_url: str, actor: str | None = None) -> None:
+        self.path = path
+        self.db_url = db_url
+        self.store_url = store_url
+        self.actor = actor or default_actor()
+        self.engine = make_engine(db_url)
+        self.store = BlobStore(store_url)
+
+    # ---- lifecycle -------------------------------------------------------------------------
+    @classmethod
+    def init(
+        cls, path: str | os.PathLike | None = None, db: str | None = None, store: str | None = None
+    ) -> Library:
+        """Create a library (idempotent: an existing one is opened, never overwritten)."""
+        p = resolve_path(path)
+        cfg_file = p / CONFIG_NAME
+        if cfg_file.exists():
+            lib = cls.open(p, db=db)
+            lib._migrate()
+            return lib
+        p.mkdir(parents=True, exist_ok=True)
+        cfg = {
+            "format": 1,
+            "db": db or f"sqlite:///{(p / 'ledger.db').resolve()}",
+            "store": store or str((p / "blobs").resolve()),
+        }
+        lib = cls(p, cfg["db"], cfg["store"])
+        lib._migrate()
+        tmp = cfg_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(cfg, indent=2) + "\n", encoding="utf-8")
+        os.replace(tmp, cfg_file)  # the config appears last: a half-made library is not a library
+        return lib
+
+    @classmethod
+    def open(cls, path: str | os.PathLike | None = None, db: str | None = None) -> Library:
+        p = resolve_path(path)
+        cfg_file = p / CONFIG_NAME
+        if not cfg_file.exists():
+            raise LibraryNotFound(
+                f"no copytrail library at {p}: run `copytrail init` there first, or point to one "
+                "with --library PATH or COPYTRAIL_LIBRARY"
+            )
+        cfg = json.loads(cfg_file.read_text(encoding="utf-8"))
+        lib = cls(p, db or cfg["db"], cfg["store"])
+        lib._check_schema()
+        return lib
+
+    def _migrate(self) -> None:
+        metadata.create_all(self.engine)  # creates what is missing; never drops
+        with write_transaction(self.engine) as conn:
+            row = conn.execute(select(meta.c.value).where(meta.c.key == "schema_version")).first()
+            if row is None:
+                conn.execute(
+                    insert(meta), [{"key": "schema_version", "value": str(SCHEMA_VERSION)}]
+                )
+            elif int(row.value) > SCHEMA_VERSION:
+                raise CopytrailError(
+                    f"this library has schema {row.value}, newer than this copytrail "
+                    f"({SCHEMA_VERSION}); upgrade copytrail"
+                )
+            # Future migrations run here, in order, from int(row.value) to SCHEMA_VERSION.
+
+    def _check_schema(self) -> None:
+        try:
+            with read_connection(self.engine) as conn:
+                v = conn.execute(
+                    select(meta.c.value).where(meta.c.key == "schema_version")
+                ).scalar()
+        except Exception as e:
+            raise CopytrailError(f"cannot read the ledger at {self.db_url}: {e}") from e
+        if v is None or int(v) != SCHEMA_VERSION:
+            if v is not None and int(v) > SCHEMA_VERSION:
+                raise CopytrailError(f"library schema {v} is newer than this copytrail; upgrade it")
+            self._migrate()
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> Library:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---- sources and datasets --------------------------------------------------------------
+    def add_source(
+        self,
+        name: str,
+        kind: str,
+        license: str | None = None,
+        provided_by: str | None = None,
+        acquired: str | None = None,
+        url: str | None = None,
+        notes: str | None = None,
+    ) -> dict[str, Any]:
+        fields = {
+            "name": name,
+            "kind": kind,
+            "license": license,
+            "provided_by": provided_by,
+            "acquired": acquired,
+            "url": url,
+            "notes": notes,
+        }
+        with write_transaction(self.engine) as conn:
+            return add_source(conn, EventWriter(conn, self.actor), fields)
+
+    def ensure_dataset(self, ref: str, source: str) -> dict[str, Any]:
+        with write_transaction(self.engine) as conn:
+            row, created = get_or_create_dataset(conn, EventWriter(conn, self.actor), ref, source)
+        d = row._asdict()
+        return {**d, "label": dataset_label(d["name"], d["version"]), "created_now": created}
+
+    def record_copies(self, dataset_id: int, records: list[dict[str, Any]]) -> tuple[int, int]:
+        """Record worker results; returns (added, already present)."""
+        with write_transaction(self.engine) as conn:
+            new_ids, existing = record_copies(
+                conn, EventWriter(conn, self.actor), dataset_id, records
+            )
+        return len(new_ids), existing
+
+    def record_ingest_run(self, dataset_id: int, summary: Any) -> int:
+        payload = {k: v for k, v in summary.as_dict().items() if k != "problems"}
+        with write_transaction(self.engine) as conn:
+            ev = EventWriter(conn, self.actor)
+            seq = ev.append(
+                "ingested", {"dataset_id": dataset_id, "run_id": summary.run_id}, payload
+            )
+            ev.flush()
+        return seq
+
+    # ---- ingest ----------------------------------------------------------------------------
+    def ingest(self, paths: list[str], source: str, dataset: str, **kw: Any) -> Any:
+        from copytrail.ingest.run import ingest
+
+        return ingest(self, paths, source, dataset, **kw)
+
+    # ---- queries ---------------------------------------------------------------------------
+    def sources(self) -> list[dict[str, Any]]:
+        with read_connection(self.engine) as conn:
+            return [r._asdict() for r in conn.execute(select(sources).order_by(sources.c.id))]
+
+    def datasets(self) -> list[dict[str, Any]]:
+        q = (
+            select(
+                datasets,
+                sources.c.name.label("source"),
+                sources.c.kind.label("source_kind"),
+                func.count(copies.c.id).label("copies"),
+                func.coalesce(func.sum(copies.c.size), 0).label("bytes"),
+            )
+            .join(sources, sources.c.id == datasets.c.source_id)
+            .outerjoin(copies, copies.c.dataset_id == datasets.c.id)
+            .group_by(datasets.c.id, sources.c.name, sources.c.kind)
+            .order_by(datasets.c.id)
+        )
+        with read_connection(self.engine) as conn:
+            out = []
+            for r in conn.execute(q):
+                d = r._asdict()
+                d["label"] = dataset_label(d["name"], d["version"])
+                out.append(d)
+            return out
+
+    def _dataset_id(self, conn: Any, ref: str) -> int:
+        name, version = parse_dataset_ref(ref)
+        row = conn.execute(
+            select(datasets.c.id).where(
+                and_(datasets.c.name == name, datasets.c.version == version)
+            )
+        ).first()
+        if row is None:
+            raise NotFound(f"no dataset {ref!r}; see `copytrail ls datasets`")
+        return row.id
+
+    def copies(
+        self,
+        dataset: str | None = None,
+        status: str | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> Iterator[dict[str, Any]]:
+        """Copies in id order, streamed in pages so millions of rows never sit in memory."""
+        with read_connection(self.engine) as conn:
+            ds_id = self._dataset_id(conn, dataset) if dataset else None
+        last, remaining, skip = 0, limit, offset
+        while remaining is None or remaining > 0:
+            page = 5000 if remaining is None else min(5000, remaining + skip)
+            q = self._copy_query().where(copies.c.id > last)
+            if ds_id is not None:
+                q = q.where(copies.c.dataset_id == ds_id)
+            if status:
+                q = q.where(copies.c.status == status)
+            with read_connection(self.engine) as conn:
+                rows = conn.execute(q.order_by(copies.c.id).limit(page)).all()
+            if not rows:
+                return
+            last = rows[-1].id
+            for r in rows:
+                if skip:
+                    skip -= 1
+                    continue
+                yield _copy_dict(r)
+                if remaining is not None:
+                    remaining -= 1
+                    if remaining == 0:
+                        return
+
+    def _copy_query(self):  # type: ignore[no-untyped-def]
+        return (
+            select(
+                copies,
+                datasets.c.name.label("dataset_name"),
+                datasets.c.version.label("dataset_version"),
+                sources.c.name.label("source"),
+                sources.c.kind.label("source_kind"),
+            )
+            .join(datasets, datasets.c.id == copies.c.dataset_id)
+            .join(sources, sources.c.id == datasets.c.source_id)
+        )
+
+    def copy(self, ref: str | int) -> dict[str, Any]:
+        """A copy by id or by a SHA-256 prefix (of its bytes or of its text), with its events."""
+        ref_s = str(ref).strip().lower()
+        with read_connection(self.engine) as conn:
+            if ref_s.isdigit() and len(ref_s) < 12:
+                rows = conn.execute(self._copy_query().where(copies.c.id == int(ref_s))).all()
+            else:
+                if len(ref_s) < 6 or any(c not in "0123456789abcdef" for c in ref_s):
+                    raise InvalidInput(
+                        f"{ref!r} is neither a copy id nor a SHA-256 prefix of 6+ hex digits"
+                    )
+                rows = conn.execute(
+                    self._copy_query()
+                    .where(
+                        or_(
+                            copies.c.sha256.like(ref_s + "%"),
+                            copies.c.text_sha256.like(ref_s + "%"),
+                        )
+                    )
+                    .limit(20)
+                ).all()
+            if not rows:
+                raise NotFound(f"no copy matches {ref!r}; list copies with `copytrail ls copies`")
+            if len(rows) > 1:
+                ids = ", ".join(str(r.id) for r in rows)
+                raise InvalidInput(
+                    f"{ref!r} matches several copies ({ids}); give a copy id or a longer prefix"
+                )
+            d = _copy_dict(rows[0])
+            d["isbn_origins"] = [
+                r._asdict()
+                for r in conn.execute(
+                    select(copy_isbns.c.isbn13, copy_isbns.c.origin).where(
+                        copy_isbns.c.copy_id == d["id"]
+                    )
+                )
+            ]
+            evs = conn.execute(
+                select(events)
+                .where(events.c.subjects.like(f'%"copy_id":{d["id"]},%'))
+                .order_by(events.c.seq)
+            ).all()
+            d["events"] = [row_to_event(e).as_dict() for e in evs]
+            d["shared_with"] = (
+                [
+                    r.id
+                    for r in conn.execute(
+                        select(copies.c.id).where(
+                            and_(copies.c.sha256 == d["sha256"], copies.c.id != d["id"])
+                        )
+                    )
+                ]
+                if d["sha256"]
+                else []
+            )
+        return d
+
+    def copy_text(self, ref: str | int) -> str:
+        c = self.copy(ref)
+        if not c.get("text_sha256"):
+            raise NotFound(f"copy {c['id']} has no extracted text ({c['status']}: {c['reason']})")
+        return self.store.get(c["text_sha256"]).decode("utf-8")
+
+    def stats(self) -> dict[str, Any]:
+        def grouped(key_cols: list, label: Any) -> list[dict[str, Any]]:
+            q = (
+                select(
+                    *key_cols,
+                    func.count(copies.c.id).label("copies"),
+                    func.coalesce(func.sum(copies.c.size), 0).label("bytes"),
+                    func.coalesce(func.sum(copies.c.words), 0).label("words"),
+                    func.sum(func.cast(copies.c.status != "ok", copies.c.size.type)).label(
+                        "not_ok"
+                    ),
+                )
+                .select_from(
+                    copies.join(datasets, datasets.c.id == copies.c.dataset_id).join(
+                        sources, sources.c.id == datasets.c.source_id
+                    )
+                )
+                .where(copies.c.status != "deleted")
+                .group_by(*key_cols)
+                .order_by(*key_cols)
+            )
+            out = []
+            for r in conn.execute(q):
+                d = r._asdict()
+                d["unreadable"] = int(d.pop("not_ok") or 0)
+                out.append(label(d))
+            return out
+
+        with read_connection(self.engine) as conn:
+            by_dataset = grouped(
+                [datasets.c.name, datasets.c.version, sources.c.kind],
+                lambda d: {
+                    "dataset": dataset_label(d.pop("name"), d.pop("version")),
+                    "source_kind": d.pop("kind"),
+                    **d,
+                },
+            )
+            by_kind = grouped([sources.c.kind], lambda d: {"source_kind": d.pop("kind"), **d})
+            totals = conn.execute(
+                select(
+                    func.count(copies.c.id),
+                    func.coalesce(func.sum(copies.c.size), 0),
+                    func.coalesce(func.sum(copies.c.words), 0),
+                    func.count(func.distinct(copies.c.sha256)),
+                ).where(copies.c.status != "deleted")
+            ).one()
+            by_status = {
+                r.status: r.n
+                for r in conn.execute(
+                    select(copies.c.status, func.count().label("n")).group_by(copies.c.status)
+                )
+            }
+            n_events = conn.execute(select(func.count()).select_from(events)).scalar_one()
+            last_cp = cpmod.latest_checkpoint(conn)
+        return {
+            "copies": totals[0],
+            "bytes": int(totals[1]),
+            "words": int(totals[2]),
+            "distinct_originals": totals[3],
+            "by_status": by_status,
+            "sources": len(self.sources()),
+            "datasets": len(by_dataset),
+            "events": n_events,
+            "latest_checkpoint": (
+                {"id": last_cp.id, "tree_size": last_cp.tree_size, "root_hash": last_cp.root_hash}
+                if last_cp
+                else None
+            ),
+            "by_dataset": by_dataset,
+            "by_source_kind": by_kind,
+        }
+
+    def events(self, start: int = 1, limit: int | None = None) -> Iterator[dict[str, Any]]:
+        with read_connection(self.engine) as conn:
+            for i, ev in enumerate(iter_events(conn, start)):
+                if limit is not None and i >= limit:
+                    return
+                yield ev.as_dict()
+
+    # ---- integrity -------------------------------------------------------------------------
+    def checkpoint(self) -> dict[str, Any]:
+        with write_transaction(self.engine) as conn:
+            return cpmod.make_checkpoint(conn, self.actor)
+
+    def prove(self, event_seq: int, checkpoint_id: int | None = None) -> dict[str, Any]:
+        with read_connection(self.engine) as conn:
+            return cpmod.prove(conn, event_seq, checkpoint_id)
+
+    def verify(self, quick: bool = False, progress: Any = None) -> VerifyReport:
+        report = VerifyReport()
+        with read_connection(self.engine) as conn:
+            deleted = verify_ledger(conn, report, progress)
+            verify_blobs(conn, self.store, deleted, report, quick=quick, progress=progress)
+        return report
+
+
+def _copy_dict(row: Any) -> dict[str, Any]:
+    d = row._asdict()
+    for k in ("authors", "isbns", "extra"):
+        d[k] = parse_json(d.get(k)) or ([] if k != "extra" else {})
+    d["dataset"] = dataset_label(d.pop("dataset_name"), d.pop("dataset_version"))
+    return d
