@@ -10,12 +10,18 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
-out = Console(highlight=False, soft_wrap=True)
+# Piped output gets a wide console so tables stay readable in logs and CI.
+out = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True, highlight=False)
 
 
+# SQLAlchemy row keys are str subclasses, which orjson accepts only with OPT_NON_STR_KEYS.
+_OPTS = orjson.OPT_NON_STR_KEYS
+
+
 def emit_json(value: Any) -> None:
-    sys.stdout.buffer.write(orjson.dumps(value, option=orjson.OPT_INDENT_2, default=str) + b"\n")
+    data = orjson.dumps(value, option=_OPTS | orjson.OPT_INDENT_2, default=str)
+    sys.stdout.buffer.write(data + b"\n")
     sys.stdout.flush()
 
 
@@ -24,7 +30,7 @@ def emit_json_lines(values: Iterable[Any]) -> None:
     w = sys.stdout.buffer.write
     w(b"[")
     for i, v in enumerate(values):
-        w((b",\n" if i else b"\n") + orjson.dumps(v, default=str))
+        w((b",\n" if i else b"\n") + orjson.dumps(v, option=_OPTS, default=str))
     w(b"\n]\n")
     sys.stdout.flush()
 
@@ -34,8 +40,13 @@ def table(title: str | None, columns: list[str], rows: Iterable[Iterable[Any]]) 
     for c in columns:
         t.add_column(c, overflow="fold", justify="right" if c in NUMERIC else "left")
     for r in rows:
-        t.add_row(*["" if v is None else str(v) for v in r])
+        t.add_row(*[_cell(v) for v in r])
     out.print(t)
+
+
+def _cell(v: Any, width: int = 70) -> str:
+    s = "" if v is None else str(v)
+    return s if len(s) <= width else s[: width - 1] + "…"
 
 
 NUMERIC = {"id", "copies", "bytes", "words", "size", "unreadable", "events", "seq", "tree size"}

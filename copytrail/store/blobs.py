@@ -70,21 +70,20 @@ class BlobStore:
         final = self.path(digest)
         if self.fs.exists(final):
             return digest, False
+        compressed = self._cctx.compress(data)
+        if not self._local:
+            # Object stores (s3://, gs://) and memory:// make a whole object visible at once, so a
+            # single put is already atomic there; a rename would be a second full copy.
+            self.fs.pipe_file(final, compressed)
+            return digest, True
         directory = final.rsplit("/", 1)[0]
         if directory not in self._made_dirs:
-            self.fs.makedirs(directory, exist_ok=True)
+            os.makedirs(directory, exist_ok=True)
             self._made_dirs.add(directory)
         tmp = f"{directory}/{TMP_PREFIX}{uuid.uuid4().hex}"
-        compressed = self._cctx.compress(data)
-        if self._local:
-            # Plain os calls on the local path: fsspec's local mv is a copy+delete on some versions.
-            with open(tmp, "wb") as f:
-                f.write(compressed)
-            os.replace(tmp, final)
-        else:
-            with self.fs.open(tmp, "wb") as f:
-                f.write(compressed)
-            self.fs.mv(tmp, final)
+        with open(tmp, "wb") as f:
+            f.write(compressed)
+        os.replace(tmp, final)  # atomic on POSIX: readers see no blob or the whole blob
         return digest, True
 
     def get(self, sha256: str) -> bytes:
@@ -111,7 +110,7 @@ class BlobStore:
     def remove(self, sha256: str) -> bool:
         p = self.path(sha256)
         if self.fs.exists(p):
-            self.fs.rm(p)
+            self.fs.rm_file(p)
             return True
         return False
 

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The main job end to end on the embedded default: SQLite ledger, local blob store, sample books.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ct() { echo; echo "\$ copytrail $*"; .venv/bin/copytrail "$@"; }
+
+export COPYTRAIL_LIBRARY=build/demo-library
+export COPYTRAIL_ACTOR="demo@copytrail"
+rm -rf build/demo-library build/demo-input
+.venv/bin/python examples/make_samples.py build/demo-input
+
+ct init
+ct source add gutenberg --kind public-domain --license "Public domain in the USA" \
+   --provided-by "Project Gutenberg" --url https://www.gutenberg.org --acquired 2024-01-15
+ct source add books3-mirror --kind shadow-library --license "none" \
+   --notes "torrent dump, Books3 layout" --acquired 2020-10-01
+ct source add publisher-feed --kind licensed --license "Agreement 2025-17, training permitted" \
+   --provided-by "Example Press" --acquired 2025-03-02
+
+ct ingest examples/gutenberg --source gutenberg --dataset gutenberg@2024-01
+ct ingest build/demo-input/books3-sample.jsonl.gz --source books3-mirror --dataset books3@2020-10
+ct ingest build/demo-input/publisher --source publisher-feed --dataset example-press@2025-03
+echo; echo "# the same ingest again adds nothing:"
+ct ingest examples/gutenberg --source gutenberg --dataset gutenberg@2024-01
+
+ct ls datasets
+ct ls copies --dataset example-press@2025-03
+ct stats
+ct checkpoint
+ct prove 5 --out build/proof-event-5.json
+ct verify
+ct verify --proof build/proof-event-5.json
+echo; echo "demo finished: library in build/demo-library (try: .venv/bin/copytrail -L build/demo-library show 1)"

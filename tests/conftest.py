@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from copytrail import Library
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLES = REPO / "examples" / "gutenberg"
+SHARED = Path(os.environ.get("COPYTRAIL_SHARED_CORPUS", REPO.parent / "shared" / "corpus" / "gutenberg"))
+
+
+@pytest.fixture
+def corpus() -> Path:
+    """The shared Gutenberg corpus; tests that need it skip with a reason where it is absent."""
+    if not (SHARED / "MANIFEST.csv").exists():
+        pytest.skip(f"shared Gutenberg corpus not found at {SHARED} (set COPYTRAIL_SHARED_CORPUS)")
+    return SHARED
+
+
+@pytest.fixture
+def lib(tmp_path: Path) -> Library:
+    lib = Library.init(tmp_path / "lib")
+    lib.add_source("pg", kind="public-domain", license="Public domain in the USA")
+    yield lib
+    lib.close()
+
+
+@pytest.fixture
+def mem_lib(tmp_path: Path, request: pytest.FixtureRequest) -> Library:
+    """SQLite ledger on disk, blobs in fsspec's memory:// filesystem."""
+    lib = Library.init(tmp_path / "memlib", store=f"memory://ct-{request.node.name}/blobs")
+    lib.add_source("pg", kind="public-domain")
+    yield lib
+    lib.close()
+
+
+def run_cli(*args: str, library: Path | None = None, check: bool = True, timeout: float = 120,
+            env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run the real `copytrail` command in a child process."""
+    cmd = [sys.executable, "-m", "copytrail.cli.main"]
+    if library is not None:
+        cmd += ["--library", str(library)]
+    full_env = {**os.environ, "COLUMNS": "200", **(env or {})}
+    p = subprocess.run([*cmd, *args], capture_output=True, text=True, timeout=timeout, env=full_env)
+    if check and p.returncode != 0:
+        raise AssertionError(f"copytrail {' '.join(args)} exited {p.returncode}:\n{p.stdout}\n{p.stderr}")
+    return p
