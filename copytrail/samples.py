@@ -50,6 +50,7 @@ def make_epub(
             f'<item id="c{i}" href="text/ch{i}.xhtml" media-type="application/xhtml+xml"/>'
             for i in range(len(chapters))
         )
+        uid = hashlib.sha256(title.encode()).hexdigest()[:12]
         spine = "".join(f'<itemref idref="c{i}"/>' for i in range(len(chapters)))
         _zip_write(
             zf,
@@ -57,7 +58,7 @@ def make_epub(
             '<?xml version="1.0" encoding="utf-8"?><package xmlns="http://www.idpf.org/2007/opf" '
             'version="3.0" unique-identifier="uid"><metadata '
             'xmlns:dc="http://purl.org/dc/elements/1.1/">'
-            f'<dc:identifier id="uid">sample-{hashlib.sha256(title.encode()).hexdigest()[:12]}</dc:identifier>'
+            f'<dc:identifier id="uid">sample-{uid}</dc:identifier>'
             f"{ident}"
             f"<dc:title>{html.escape(title)}</dc:title>{creators}"
             f"<dc:language>{language}</dc:language></metadata><manifest>{items}</manifest>"
@@ -90,7 +91,9 @@ def _pdf_escape(s: str) -> str:
     return s.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
 
 
-def make_pdf(pages: Sequence[Sequence[str]], title: str | None = None, author: str | None = None) -> bytes:
+def make_pdf(
+    pages: Sequence[Sequence[str]], title: str | None = None, author: str | None = None
+) -> bytes:
     """A minimal valid PDF 1.4 with a Helvetica text layer: one list of lines per page."""
     objs: list[bytes] = []
     n_pages = len(pages)
@@ -98,11 +101,15 @@ def make_pdf(pages: Sequence[Sequence[str]], title: str | None = None, author: s
     kids = " ".join(f"{4 + 2 * i} 0 R" for i in range(n_pages))
     objs.append(b"<< /Type /Catalog /Pages 2 0 R >>")
     objs.append(f"<< /Type /Pages /Kids [{kids}] /Count {n_pages} >>".encode())
-    objs.append(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>")
+    objs.append(
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>"
+    )
     for i, lines in enumerate(pages):
-        content = "BT /F1 11 Tf 14 TL 50 780 Td " + " ".join(
-            f"({_pdf_escape(line)}) Tj T*" for line in lines
-        ) + " ET"
+        content = (
+            "BT /F1 11 Tf 14 TL 50 780 Td "
+            + " ".join(f"({_pdf_escape(line)}) Tj T*" for line in lines)
+            + " ET"
+        )
         body = content.encode("cp1252", errors="replace")
         objs.append(
             f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 842] "

@@ -27,16 +27,24 @@ def main(out: Path) -> None:
     # A Books3-style dump: one record per book, title/author metadata, the text in "text".
     records = [
         {"title": "Alice's Adventures in Wonderland", "author": "Lewis Carroll", "text": alice},
-        {"title": "Metamorphosis", "author": "Franz Kafka", "isbn": "0553213695",
-         "text": metamorphosis},
+        {
+            "title": "Metamorphosis",
+            "author": "Franz Kafka",
+            "isbn": "0553213695",
+            "text": metamorphosis,
+        },
         {"title": "Die Verwandlung", "author": "Franz Kafka", "text": verwandlung},
         {"title": "an excerpt", "text": metamorphosis[5000:9000]},
         {"title": "broken record: no text field", "body": "the dump had a schema change"},
     ]
     data = samples.make_jsonl(records, compress="gzip")
     # A damaged line, as real dumps have: the record is kept as an unreadable copy.
-    samples.write(out / "books3-sample.jsonl.gz",
-                  data + samples.make_jsonl([], "gzip") + __import__("gzip").compress(b'{"title": "cut off\n', mtime=0))
+    samples.write(
+        out / "books3-sample.jsonl.gz",
+        data
+        + samples.make_jsonl([], "gzip")
+        + __import__("gzip").compress(b'{"title": "cut off\n', mtime=0),
+    )
 
     # A publisher delivery: EPUB and PDF editions, zipped, with a nested tar of an HTML edition.
     epub = samples.make_epub(
@@ -44,19 +52,24 @@ def main(out: Path) -> None:
     )
     pdf = samples.make_pdf(
         [samples.wrap_lines(alice[i : i + 3000]) for i in range(0, 30000, 3000)],
-        title="Alice's Adventures in Wonderland", author="Lewis Carroll",
+        title="Alice's Adventures in Wonderland",
+        author="Lewis Carroll",
     )
     nested = samples.make_tar({"html/5200-h.htm": (HERE / "5200/5200-h.htm").read_bytes()}, gz=True)
-    delivery = samples.make_zip({
-        "epub/metamorphosis.epub": epub,
-        "pdf/alice-first-chapters.pdf": pdf,
-        "html-edition.tar.gz": nested,
-        "../../etc/passwd-attempt.txt": b"an archive member trying to escape its folder\n",
-    })
+    delivery = samples.make_zip(
+        {
+            "epub/metamorphosis.epub": epub,
+            "pdf/alice-first-chapters.pdf": pdf,
+            "html-edition.tar.gz": nested,
+            "../../etc/passwd-attempt.txt": b"an archive member trying to escape its folder\n",
+        }
+    )
     samples.write(out / "publisher" / "delivery-2025-03.zip", delivery)
     samples.write(out / "publisher" / "truncated.pdf", pdf[: len(pdf) // 3])
-    samples.write(out / "publisher" / "drm-protected.epub",
-                  samples.make_epub("Locked", ["Someone"], ["secret"], encrypt_content=True))
+    samples.write(
+        out / "publisher" / "drm-protected.epub",
+        samples.make_epub("Locked", ["Someone"], ["secret"], encrypt_content=True),
+    )
     print(f"demo inputs written to {out}")
 
 

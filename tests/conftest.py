@@ -11,7 +11,9 @@ from copytrail import Library
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples" / "gutenberg"
-SHARED = Path(os.environ.get("COPYTRAIL_SHARED_CORPUS", REPO.parent / "shared" / "corpus" / "gutenberg"))
+SHARED = Path(
+    os.environ.get("COPYTRAIL_SHARED_CORPUS", REPO.parent / "shared" / "corpus" / "gutenberg")
+)
 
 
 @pytest.fixture
@@ -39,8 +41,13 @@ def mem_lib(tmp_path: Path, request: pytest.FixtureRequest) -> Library:
     lib.close()
 
 
-def run_cli(*args: str, library: Path | None = None, check: bool = True, timeout: float = 120,
-            env: dict | None = None) -> subprocess.CompletedProcess:
+def run_cli(
+    *args: str,
+    library: Path | None = None,
+    check: bool = True,
+    timeout: float = 120,
+    env: dict | None = None,
+) -> subprocess.CompletedProcess:
     """Run the real `copytrail` command in a child process."""
     cmd = [sys.executable, "-m", "copytrail.cli.main"]
     if library is not None:
@@ -48,5 +55,7 @@ def run_cli(*args: str, library: Path | None = None, check: bool = True, timeout
     full_env = {**os.environ, "COLUMNS": "200", **(env or {})}
     p = subprocess.run([*cmd, *args], capture_output=True, text=True, timeout=timeout, env=full_env)
     if check and p.returncode != 0:
-        raise AssertionError(f"copytrail {' '.join(args)} exited {p.returncode}:\n{p.stdout}\n{p.stderr}")
+        raise AssertionError(
+            f"copytrail {' '.join(args)} exited {p.returncode}:\n{p.stdout}\n{p.stderr}"
+        )
     return p

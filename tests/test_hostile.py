@@ -16,8 +16,14 @@ from copytrail.ingest.limits import Limits
 
 from .conftest import EXAMPLES
 
-LIMITS = Limits(max_file_bytes=40 << 20, max_member_bytes=8 << 20, ratio_floor=1 << 20,
-                max_ratio=100, max_depth=3, max_record_bytes=1 << 20)
+LIMITS = Limits(
+    max_file_bytes=40 << 20,
+    max_member_bytes=8 << 20,
+    ratio_floor=1 << 20,
+    max_ratio=100,
+    max_depth=3,
+    max_record_bytes=1 << 20,
+)
 
 
 def _zip_with(members: list[tuple[zipfile.ZipInfo | str, bytes]]) -> bytes:
@@ -59,8 +65,17 @@ def _tar_with_link() -> bytes:
 def hostile(tmp_path: Path) -> Path:
     d = tmp_path / "hostile"
     pdf = samples.make_pdf([["fine page"]])
-    nested = samples.make_zip({"l1.zip": samples.make_zip({"l2.zip": samples.make_zip(
-        {"l3.zip": samples.make_zip({"deep.txt": b"too deep"})})})})
+    nested = samples.make_zip(
+        {
+            "l1.zip": samples.make_zip(
+                {
+                    "l2.zip": samples.make_zip(
+                        {"l3.zip": samples.make_zip({"deep.txt": b"too deep"})}
+                    )
+                }
+            )
+        }
+    )
     files = {
         "good.txt": (EXAMPLES / "5200" / "5200.txt").read_bytes(),
         "empty.txt": b"",
@@ -68,15 +83,25 @@ def hostile(tmp_path: Path) -> Path:
         "truncated.pdf": pdf[: len(pdf) // 2],
         "mislabelled.txt": pdf,
         "corrupt.zip": b"PK\x03\x04" + os.urandom(500),
-        "truncated.jsonl.gz": samples.make_jsonl([{"text": os.urandom(1500).hex()}
-                                                  for i in range(1000)], "gzip")[:-2000],
-        "truncated.tar.gz": samples.make_tar({f"m{i}.txt": os.urandom(3000).hex().encode()
-                                              for i in range(20)}, gz=True)[:-3000],
+        "truncated.jsonl.gz": samples.make_jsonl(
+            [{"text": os.urandom(1500).hex()} for i in range(1000)], "gzip"
+        )[:-2000],
+        "truncated.tar.gz": samples.make_tar(
+            {f"m{i}.txt": os.urandom(3000).hex().encode() for i in range(20)}, gz=True
+        )[:-3000],
         "bomb.zip": _zip_with([("zeros.txt", b"\0" * (3 << 20)), ("ok.txt", b"fine text")]),
-        "bomb.tar.gz": samples.make_tar({"zeros.bin": b"0" * (6 << 20), "after.txt": b"x"}, gz=True),
+        "bomb.tar.gz": samples.make_tar(
+            {"zeros.bin": b"0" * (6 << 20), "after.txt": b"x"}, gz=True
+        ),
         "oversized.zip": _zip_with([("big.txt", os.urandom(9 << 20).hex().encode()[: 9 << 20])]),
-        "traversal.zip": _zip_with([("../../evil.txt", b"evil one\n"), ("/abs/evil2.txt", b"evil two\n"),
-                                    ("C:\\win\\evil3.txt", b"evil three\n"), ("secret.txt", b"locked")]),
+        "traversal.zip": _zip_with(
+            [
+                ("../../evil.txt", b"evil one\n"),
+                ("/abs/evil2.txt", b"evil two\n"),
+                ("C:\\win\\evil3.txt", b"evil three\n"),
+                ("secret.txt", b"locked"),
+            ]
+        ),
         "links.tar": _tar_with_link(),
         "nested.zip": nested,
         "huge-line.txt": b"word " * (3 << 20),  # one 15 MB line
@@ -114,14 +139,20 @@ def test_hostile_set_is_recorded_with_reasons(lib: Library, hostile: Path, tmp_p
     assert "decompression bomb" in reason("hostile/bomb.tar.gz")
     assert "limit" in reason("hostile/oversized.zip!/big.txt")
     assert "encrypted" in reason("hostile/traversal.zip!/secret.txt")
-    for label, original in [("evil.txt", "../../evil.txt"), ("abs/evil2.txt", "/abs/evil2.txt"),
-                            ("win/evil3.txt", "C:\\win\\evil3.txt")]:
+    for label, original in [
+        ("evil.txt", "../../evil.txt"),
+        ("abs/evil2.txt", "/abs/evil2.txt"),
+        ("win/evil3.txt", "C:\\win\\evil3.txt"),
+    ]:
         copy = c[f"hostile/traversal.zip!/{label}"]
         assert copy["status"] == "ok" and copy["extra"]["member_name"] == original
     assert "symlink" in reason("hostile/links.tar!/escape-link")
     assert c["hostile/links.tar!/outside.txt"]["status"] == "ok"
     assert "nested deeper" in reason("hostile/nested.zip!/l1.zip!/l2.zip!/l3.zip")
-    assert c["hostile/huge-line.txt"]["status"] == "ok" and c["hostile/huge-line.txt"]["words"] == 3 << 20
+    assert (
+        c["hostile/huge-line.txt"]["status"] == "ok"
+        and c["hostile/huge-line.txt"]["words"] == 3 << 20
+    )
     assert "record is over" in reason("hostile/big-record.jsonl#L1")
     assert c["hostile/big-record.jsonl#L2"]["status"] == "ok"
     assert "limit" in reason("hostile/too-big.bin") and c["hostile/too-big.bin"]["sha256"] is None

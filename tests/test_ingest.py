@@ -26,7 +26,9 @@ def test_ingest_examples_directory(lib: Library):
     data = (EXAMPLES / "11" / "11-0.txt").read_bytes()
     assert alice["sha256"] == hashlib.sha256(data).hexdigest() and alice["size"] == len(data)
     assert alice["media_type"] == "text/plain" and alice["status"] == "ok"
-    assert alice["title"] == "Alice’s Adventures in Wonderland" and alice["authors"] == ["Lewis Carroll"]
+    assert alice["title"] == "Alice’s Adventures in Wonderland" and alice["authors"] == [
+        "Lewis Carroll"
+    ]
     assert alice["language"] == "en" and alice["words"] == len(data.split())
     assert lib.store.get(alice["text_sha256"]).decode("utf-8").startswith("Project Gutenberg")
     german = copies["gutenberg/22367/22367-8.txt"]
@@ -61,13 +63,20 @@ def test_parallel_workers_give_the_same_copies(lib: Library):
     t = lib.ingest([str(EXAMPLES)], source="pg", dataset="seq", workers=1)
     assert s.copies_added == t.copies_added
     strip = lambda c: (c["path"], c["sha256"], c["text_sha256"], c["words"], c["title"])  # noqa: E731
-    assert sorted(map(strip, lib.copies(dataset="par"))) == sorted(map(strip, lib.copies(dataset="seq")))
+    assert sorted(map(strip, lib.copies(dataset="par"))) == sorted(
+        map(strip, lib.copies(dataset="seq"))
+    )
 
 
 def test_jsonl_records_gz_and_zst(lib: Library, tmp_path: Path):
     recs = [
-        {"id": "b1", "title": "Book One", "author": "Ann Author; Bo Writer", "isbn": "0-553-21369-5",
-         "text": "It was a dark and stormy night. " * 30},
+        {
+            "id": "b1",
+            "title": "Book One",
+            "author": "Ann Author; Bo Writer",
+            "isbn": "0-553-21369-5",
+            "text": "It was a dark and stormy night. " * 30,
+        },
         {"id": "b2", "meta": {"title": "Nested Meta", "language": "fr"}, "text": "Bonjour " * 50},
         {"id": "b3", "title": "no text here"},
         [1, 2, 3],
@@ -84,17 +93,23 @@ def test_jsonl_records_gz_and_zst(lib: Library, tmp_path: Path):
     assert one["title"] == "Book One" and one["authors"] == ["Ann Author", "Bo Writer"]
     assert one["isbns"] == ["9780553213690"] and one["extra"]["record_id"] == "b1"
     assert lib.copy_text(one["id"]) == recs[0]["text"]
-    assert c["in/d.jsonl.gz#L2"]["title"] == "Nested Meta" and c["in/d.jsonl.gz#L2"]["language"] == "fr"
+    assert (
+        c["in/d.jsonl.gz#L2"]["title"] == "Nested Meta"
+        and c["in/d.jsonl.gz#L2"]["language"] == "fr"
+    )
     assert "--text-field" in c["in/d.jsonl.gz#L3"]["reason"]
     assert "not an object" in c["in/d.jsonl.gz#L4"]["reason"]
 
 
 def test_text_field_option_and_parquet(lib: Library, tmp_path: Path):
-    rows = [{"content": f"Row {i} says something worth keeping. " * 10, "title": f"T{i}", "n": i}
-            for i in range(25)]
+    rows = [
+        {"content": f"Row {i} says something worth keeping. " * 10, "title": f"T{i}", "n": i}
+        for i in range(25)
+    ]
     samples.write(tmp_path / "p.parquet", samples.make_parquet(rows, row_group_size=10))
-    s = lib.ingest([str(tmp_path / "p.parquet")], source="pg", dataset="pq", workers=1,
-                   text_field="content")
+    s = lib.ingest(
+        [str(tmp_path / "p.parquet")], source="pg", dataset="pq", workers=1, text_field="content"
+    )
     assert s.copies_added == 25 and s.unreadable == 0
     c = _by_path(lib)
     assert c["p.parquet#row=24"]["title"] == "T24"
@@ -103,11 +118,23 @@ def test_text_field_option_and_parquet(lib: Library, tmp_path: Path):
 
 def test_archives_nested_and_member_paths(lib: Library, tmp_path: Path):
     alice = (EXAMPLES / "11" / "11-0.txt").read_bytes()
-    inner = samples.make_tar({"deep/alice.txt": alice, "records.jsonl": samples.make_jsonl(
-        [{"text": "a record inside a tar inside a zip " * 5}])}, gz=True)
+    inner = samples.make_tar(
+        {
+            "deep/alice.txt": alice,
+            "records.jsonl": samples.make_jsonl(
+                [{"text": "a record inside a tar inside a zip " * 5}]
+            ),
+        },
+        gz=True,
+    )
     epub = samples.make_epub("E", ["Au Thor"], ["chapter text " * 40], isbn="9780553213690")
-    outer = samples.make_zip({"books/inner.tar.gz": inner, "books/e.epub": epub,
-                              "books/a.html": b"<html><body><p>hello html</p></body></html>"})
+    outer = samples.make_zip(
+        {
+            "books/inner.tar.gz": inner,
+            "books/e.epub": epub,
+            "books/a.html": b"<html><body><p>hello html</p></body></html>",
+        }
+    )
     samples.write(tmp_path / "delivery.zip", outer)
     s = lib.ingest([str(tmp_path / "delivery.zip")], source="pg", dataset="arc", workers=1)
     c = _by_path(lib)
@@ -118,21 +145,32 @@ def test_archives_nested_and_member_paths(lib: Library, tmp_path: Path):
         "delivery.zip!/books/a.html",
     }
     assert s.unreadable == 0
-    assert c["delivery.zip!/books/inner.tar.gz!/deep/alice.txt"]["sha256"] == hashlib.sha256(alice).hexdigest()
+    assert (
+        c["delivery.zip!/books/inner.tar.gz!/deep/alice.txt"]["sha256"]
+        == hashlib.sha256(alice).hexdigest()
+    )
     assert c["delivery.zip!/books/e.epub"]["isbns"] == ["9780553213690"]
     outer_sha = hashlib.sha256(outer).hexdigest()
     assert c["delivery.zip!/books/a.html"]["extra"]["container"] == outer_sha
     kinds = {x["path"]: x["kind"] for x in s.containers}
-    assert kinds == {"delivery.zip": "zip", "delivery.zip!/books/inner.tar.gz": "tar",
-                     "delivery.zip!/books/inner.tar.gz!/records.jsonl": "jsonl"}
+    assert kinds == {
+        "delivery.zip": "zip",
+        "delivery.zip!/books/inner.tar.gz": "tar",
+        "delivery.zip!/books/inner.tar.gz!/records.jsonl": "jsonl",
+    }
 
 
 def test_isbn_found_in_text_front_matter(lib: Library, tmp_path: Path):
-    text = "Title: A Book\nAuthor: Some One\n\nCopyright 2001\nISBN 0-306-40615-2\n\n" + "words " * 5000
+    text = (
+        "Title: A Book\nAuthor: Some One\n\nCopyright 2001\nISBN 0-306-40615-2\n\n"
+        + "words " * 5000
+    )
     (tmp_path / "b.txt").write_text(text)
     lib.ingest([str(tmp_path / "b.txt")], source="pg", dataset="i", workers=1)
     c = lib.copy(1)
-    assert c["isbns"] == ["9780306406157"] and c["isbn_origins"] == [{"isbn13": "9780306406157", "origin": "text"}]
+    assert c["isbns"] == ["9780306406157"] and c["isbn_origins"] == [
+        {"isbn13": "9780306406157", "origin": "text"}
+    ]
     assert c["title"] == "A Book" and c["authors"] == ["Some One"]
 
 

@@ -155,19 +155,30 @@ def test_schema_version_recorded_and_reopen(tmp_path: Path):
 
 EVENT = st.tuples(
     st.sampled_from(["matched", "included", "trained", "held"]),
-    st.dictionaries(st.sampled_from(["copy_id", "dataset_id", "work"]), st.integers(0, 10**6), max_size=3),
+    st.dictionaries(
+        st.sampled_from(["copy_id", "dataset_id", "work"]), st.integers(0, 10**6), max_size=3
+    ),
     st.dictionaries(
         st.text(max_size=8),
-        st.one_of(st.integers(-(2**53), 2**53), st.text(max_size=30), st.booleans(), st.none(),
-                  st.floats(allow_nan=False, allow_infinity=False)),
+        st.one_of(
+            st.integers(-(2**53), 2**53),
+            st.text(max_size=30),
+            st.booleans(),
+            st.none(),
+            st.floats(allow_nan=False, allow_infinity=False),
+        ),
         max_size=5,
     ),
 )
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(batches=st.lists(st.lists(EVENT, min_size=1, max_size=6), min_size=1, max_size=5),
-       tamper=st.data())
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    batches=st.lists(st.lists(EVENT, min_size=1, max_size=6), min_size=1, max_size=5),
+    tamper=st.data(),
+)
 def test_chain_property_any_events_verify_and_any_edit_is_caught(tmp_path_factory, batches, tamper):
     lib = Library.init(tmp_path_factory.mktemp("prop") / "lib")
     for batch in batches:
@@ -185,7 +196,13 @@ def test_chain_property_any_events_verify_and_any_edit_is_caught(tmp_path_factor
     column = tamper.draw(st.sampled_from(["type", "time", "actor", "payload", "subjects"]))
     with _db(lib) as db:
         old = db.execute(f"select {column} from events where seq=?", (seq,)).fetchone()[0]
-        new = old + " " if column not in ("payload", "subjects") else old[:-1] + ',"x":1}' if old != "{}" else '{"x":1}'
+        new = (
+            old + " "
+            if column not in ("payload", "subjects")
+            else old[:-1] + ',"x":1}'
+            if old != "{}"
+            else '{"x":1}'
+        )
         db.execute(f"update events set {column}=? where seq=?", (new, seq))
     report = lib.verify()
     assert not report.ok

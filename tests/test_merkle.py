@@ -11,8 +11,16 @@ from copytrail.ledger import merkle
 from copytrail.ledger.checkpoint import inclusion_ranges
 
 # RFC 6962 / 9162 reference leaves and roots (certificate-transparency test data).
-LEAVES = ["", "00", "10", "2021", "3031", "40414243", "5051525354555657",
-          "606162636465666768696a6b6c6d6e6f"]
+LEAVES = [
+    "",
+    "00",
+    "10",
+    "2021",
+    "3031",
+    "40414243",
+    "5051525354555657",
+    "606162636465666768696a6b6c6d6e6f",
+]
 ROOTS = [
     "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d",
     "fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125",
@@ -24,12 +32,24 @@ ROOTS = [
     "5dc9da79a70659a9ad559cb701ded9a2ab9d823aad2f4960cfe370eff4604328",
 ]
 INCLUSION = [
-    (0, 8, ["96a296d224f285c67bee93c30f8a309157f0daa35dc5b87e410b78630a09cfc7",
+    (
+        0,
+        8,
+        [
+            "96a296d224f285c67bee93c30f8a309157f0daa35dc5b87e410b78630a09cfc7",
             "5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e",
-            "6b47aaf29ee3c2af9af889bc1fb9254dabd31177f16232dd6aab035ca39bf6e4"]),
-    (5, 8, ["bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b",
+            "6b47aaf29ee3c2af9af889bc1fb9254dabd31177f16232dd6aab035ca39bf6e4",
+        ],
+    ),
+    (
+        5,
+        8,
+        [
+            "bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b",
             "ca854ea128ed050b41b35ffc1b87b8eb2bde461e9e3b5596ece6b9d5975a0ae0",
-            "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7"]),
+            "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7",
+        ],
+    ),
 ]
 LEAF_HASHES = [merkle.leaf_hash(bytes.fromhex(x)) for x in LEAVES]
 
@@ -62,8 +82,9 @@ def test_inclusion_paths_match_published_vectors():
     for index, size, path in INCLUSION:
         got = merkle.inclusion_path(LEAF_HASHES[:size], index)
         assert [p.hex() for p in got] == path
-        assert merkle.verify_inclusion(index, size, LEAF_HASHES[index], got,
-                                       bytes.fromhex(ROOTS[size - 1]))
+        assert merkle.verify_inclusion(
+            index, size, LEAF_HASHES[index], got, bytes.fromhex(ROOTS[size - 1])
+        )
 
 
 def _leaves(n: int) -> list[bytes]:
@@ -98,7 +119,9 @@ def test_inclusion_ranges_cover_everything_but_the_leaf(n, data):
     assert covered == [x for x in range(n) if x != i]
     leaves = _leaves(n)
     expected = merkle.inclusion_path(leaves, i)
-    assert [merkle.root_from_leaf_hashes(leaves[lo:hi]) for lo, hi in inclusion_ranges(i, n)] == expected
+    assert [
+        merkle.root_from_leaf_hashes(leaves[lo:hi]) for lo, hi in inclusion_ranges(i, n)
+    ] == expected
 
 
 @given(st.lists(st.binary(max_size=8), max_size=100))
@@ -114,8 +137,12 @@ def test_compact_range_equals_recursive_definition_at_every_size(items):
 def test_proof_document_round_trip():
     ev_hash = hashlib.sha256(b"event").hexdigest()
     leaves = [merkle.leaf_hash(bytes.fromhex(ev_hash))] + _leaves(6)
-    doc = {"event_hash": ev_hash, "leaf_index": 0, "tree_size": 7,
-           "path": [p.hex() for p in merkle.inclusion_path(leaves, 0)],
-           "root_hash": merkle.root_from_leaf_hashes(leaves).hex()}
+    doc = {
+        "event_hash": ev_hash,
+        "leaf_index": 0,
+        "tree_size": 7,
+        "path": [p.hex() for p in merkle.inclusion_path(leaves, 0)],
+        "root_hash": merkle.root_from_leaf_hashes(leaves).hex(),
+    }
     assert merkle.verify_proof_document(doc)
     assert not merkle.verify_proof_document({**doc, "event_hash": "00" * 32})

@@ -94,8 +94,11 @@ def test_gutenberg_pdf(corpus: Path):
 
 
 def test_generated_pdf_and_damage():
-    pdf = samples.make_pdf([["Hello from page one"], ["And page two (with parens)"]],
-                           title="Two Pages", author="A. Writer")
+    pdf = samples.make_pdf(
+        [["Hello from page one"], ["And page two (with parens)"]],
+        title="Two Pages",
+        author="A. Writer",
+    )
     ex = read_pdf(pdf)
     assert ex.title == "Two Pages" and ex.authors == ["A. Writer"] and ex.extra["pages"] == 2
     assert "page one" in ex.text and "(with parens)" in ex.text
@@ -113,8 +116,13 @@ def _metamorphosis() -> str:
 def test_epub_text_in_spine_order_and_opf_metadata():
     body = _metamorphosis()
     chapters = body.split("\nII\n", 1)
-    epub = samples.make_epub("Metamorphosis", ["Franz Kafka", "David Wyllie"], chapters,
-                             language="en", isbn="0-553-21369-5")
+    epub = samples.make_epub(
+        "Metamorphosis",
+        ["Franz Kafka", "David Wyllie"],
+        chapters,
+        language="en",
+        isbn="0-553-21369-5",
+    )
     ex = read_epub(epub)
     assert ex.title == "Metamorphosis" and ex.authors == ["Franz Kafka", "David Wyllie"]
     assert ex.language == "en" and any("0-553-21369-5" in i for i in ex.isbns)
@@ -142,11 +150,13 @@ def test_epub_font_obfuscation_is_not_drm():
 
     buf = io.BytesIO(epub)
     with zipfile.ZipFile(buf, "a") as zf:
-        zf.writestr("META-INF/encryption.xml",
-                    '<encryption xmlns:enc="http://www.w3.org/2001/04/xmlenc#"><enc:EncryptedData>'
-                    '<enc:EncryptionMethod Algorithm="http://www.idpf.org/2008/embedding"/>'
-                    '<enc:CipherData><enc:CipherReference URI="OEBPS/font.otf"/></enc:CipherData>'
-                    "</enc:EncryptedData></encryption>")
+        zf.writestr(
+            "META-INF/encryption.xml",
+            '<encryption xmlns:enc="http://www.w3.org/2001/04/xmlenc#"><enc:EncryptedData>'
+            '<enc:EncryptionMethod Algorithm="http://www.idpf.org/2008/embedding"/>'
+            '<enc:CipherData><enc:CipherReference URI="OEBPS/font.otf"/></enc:CipherData>'
+            "</enc:EncryptedData></encryption>",
+        )
     assert "words here" in read_epub(buf.getvalue()).text
 
 

@@ -12,7 +12,9 @@ from copytrail.store.blobs import BlobStore
 
 @pytest.fixture(params=["memory", "local"])
 def store(request, tmp_path) -> BlobStore:
-    url = f"memory://store-{request.node.name}" if request.param == "memory" else str(tmp_path / "b")
+    url = (
+        f"memory://store-{request.node.name}" if request.param == "memory" else str(tmp_path / "b")
+    )
     return BlobStore(url)
 
 
