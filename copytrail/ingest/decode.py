@@ -14,6 +14,8 @@ _BOMS = (
     (codecs.BOM_UTF16_BE, "utf-16"),
 )
 _REPLACEMENT_UTF8 = "\ufffd".encode()
+# C0 controls other than tab, newline, vertical tab, form feed and carriage return.
+_CONTROL_BYTES = bytes([*range(0, 9), *range(14, 32)])
 
 
 @dataclass(frozen=True)
@@ -47,7 +49,7 @@ def decode_bytes(data: bytes, declared: str | None = None) -> Decoded:
         pass
     text = data.decode("utf-8", errors="replace")
     bad = _count_new_replacements(text, data)
-    non_ascii_chars = sum(1 for c in text if ord(c) > 0x7F)  # only reached for non-UTF-8 input
+    non_ascii_chars = len(text) - len(text.encode("ascii", errors="ignore"))
     good_multibyte = non_ascii_chars - bad - data.count(_REPLACEMENT_UTF8)
     if bad > good_multibyte:
         # More broken than valid sequences: this is an 8-bit legacy text (Latin-1, cp1252).
@@ -65,5 +67,5 @@ def looks_binary(head: bytes) -> bool:
         return False
     if b"\x00" in head:
         return True
-    controls = sum(1 for b in head if b < 9 or 13 < b < 32)
+    controls = len(head) - len(head.translate(None, _CONTROL_BYTES))
     return controls / len(head) > 0.05

@@ -5,11 +5,13 @@ from __future__ import annotations
 import re
 
 # "ISBN 0-14-143951-3", "ISBN-13: 978-0-14-143951-8", "ISBN: 0141439513", also bare 978/979 runs.
+# Explicit case classes and no look-arounds: several times faster than IGNORECASE and (?<!...)
+# on the 50 KB of front matter scanned per book; boundaries are checked on the few matches.
 _LABELLED = re.compile(
-    r"ISBN(?:-?1[03])?[\s:\u00a0]*((?:97[89][\s\-\u2010-\u2015]?)?(?:\d[\s\-\u2010-\u2015]?){9}[\dXx])",
-    re.IGNORECASE,
+    r"[Ii][Ss][Bb][Nn](?:-?1[03])?[\s:\u00a0]*"
+    r"((?:97[89][\s\-\u2010-\u2015]?)?(?:\d[\s\-\u2010-\u2015]?){9}[\dXx])"
 )
-_BARE13 = re.compile(r"(?<![\d\-])(97[89](?:[\-\u2010-\u2015 ]?\d){10})(?![\d\-])")
+_BARE13 = re.compile(r"97[89](?:[\-\u2010-\u2015 ]?\d){10}")
 _STRIP = re.compile(r"[^0-9Xx]")
 
 
@@ -51,7 +53,11 @@ def find_isbns(text: str) -> list[str]:
         if n:
             seen.setdefault(n)
     for m in _BARE13.finditer(text):
-        n = normalize_isbn(m.group(1))
+        before = text[m.start() - 1] if m.start() else " "
+        after = text[m.end()] if m.end() < len(text) else " "
+        if before.isdigit() or before == "-" or after.isdigit() or after == "-":
+            continue  # part of a longer number, not an ISBN
+        n = normalize_isbn(m.group(0))
         if n:
             seen.setdefault(n)
     return list(seen)
