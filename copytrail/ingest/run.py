@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 FLUSH_RECORDS = 2000
 FLUSH_SECONDS = 1.0
+SMALL_INPUT_BYTES = 16 << 20
 
 
 @dataclass
@@ -65,6 +66,8 @@ def ingest(
         run_id=uuid.uuid4().hex,
     )
     store = lib.store
+    if workers is None and summary.bytes < SMALL_INPUT_BYTES and len(inputs) < 64:
+        workers = 1  # starting worker processes would cost more than the work itself
     engine = LocalEngine(workers if store.shareable_across_processes else 1)
     planner = Planner(limits, text_field)
     pending: list[dict[str, Any]] = []
