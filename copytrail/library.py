@@ -109,7 +109,14 @@ class Library:
                     f"this library has schema {row.value}, newer than this copytrail "
                     f"({SCHEMA_VERSION}); upgrade copytrail"
                 )
-            # Future migrations run here, in order, from int(row.value) to SCHEMA_VERSION.
+            elif int(row.value) < SCHEMA_VERSION:
+                # Versions so far only added tables, which create_all above made; migrations
+                # that change existing tables run here, in order, before the version moves.
+                conn.execute(
+                    meta.update()
+                    .where(meta.c.key == "schema_version")
+                    .values(value=str(SCHEMA_VERSION))
+                )
 
     def _check_schema(self) -> None:
         try:
@@ -411,6 +418,208 @@ class Library:
                 if limit is not None and i >= limit:
                     return
                 yield ev.as_dict()
+
+    # ---- works lists and audits ------------------------------------------------------------
+    @property
+    def fingerprints(self) -> Any:
+        from copytrail.fingerprint.store import FingerprintStore
+
+        if not hasattr(self, "_fingerprints"):
+            self._fingerprints = FingerprintStore(
+                self.path / "fingerprints", self.engine, self.store
+            )
+        return self._fingerprints
+
+    def import_works(self, file: str | os.PathLike, list_name: str) -> Any:
+        from copytrail.audit.works import import_works
+
+        path = Path(file)
+        if not path.is_file():
+            raise NotFound(f"no works file at {path}")
+        with write_transaction(self.engine) as conn:
+            return import_works(conn, EventWriter(conn, self.actor), self.store, path, list_name)
+
+    def works(self, list_name: str) -> list[dict[str, Any]]:
+        from copytrail.audit.works import list_id_by_name, work_rows
+
+        with read_connection(self.engine) as conn:
+            return work_rows(conn, list_id_by_name(conn, list_name))
+
+    def works_lists(self) -> list[dict[str, Any]]:
+        from copytrail.ledger.schema import works as works_t
+        from copytrail.ledger.schema import works_lists
+
+        q = (
+            select(
+                works_lists.c.id,
+                works_lists.c.name,
+                works_lists.c.created,
+                func.count(works_t.c.id).label("works"),
+            )
+            .outerjoin(works_t, works_t.c.list_id == works_lists.c.id)
+            .group_by(works_lists.c.id)
+            .order_by(works_lists.c.id)
+        )
+        with read_connection(self.engine) as conn:
+            return [r._asdict() for r in conn.execute(q)]
+
+    def _dataset_ids(self, refs: list[str] | None) -> list[int] | None:
+        if not refs:
+            return None
+        with read_connection(self.engine) as conn:
+            return [self._dataset_id(conn, r) for r in refs]
+
+    def _match_dicts(self, found: list[Any], works_by_pk: dict[int, dict]) -> list[dict[str, Any]]:
+        from copytrail.audit.match import copy_context
+
+        with read_connection(self.engine) as conn:
+            ctx = copy_context(conn, sorted({m.copy_id for m in found}))
+        return [
+            {
+                "work_id": works_by_pk[m.work_pk]["work_id"],
+                "work_pk": m.work_pk,
+                "copy_id": m.copy_id,
+                **ctx[m.copy_id],
+                "method": m.method,
+                "methods": sorted(
+                    m.methods,
+                    key=["exact", "near_duplicate", "partial", "isbn", "asin", "metadata"].index,
+                ),
+                "score": m.score,
+                "coverage": m.coverage,
+                "longest_span_words": m.longest_span_words,
+                "spans": m.spans,
+            }
+            for m in found
+        ]
+
+    def audit(
+        self,
+        list_name: str,
+        out: str | os.PathLike,
+        datasets: list[str] | None = None,
+        min_words: int = 200,
+        workers: int | None = None,
+        boilerplate_df: int | None = None,
+        progress: Any = None,
+    ) -> dict[str, Any]:
+        """Find every work of a list in the library; write the reports; record the audit."""
+        from copytrail.audit.match import Auditor
+        from copytrail.audit.report import write_reports
+        from copytrail.audit.works import list_id_by_name
+        from copytrail.canonical import canonical_json
+        from copytrail.ledger.events import utc_now
+        from copytrail.ledger.schema import audits, matches
+
+        works = self.works(list_name)
+        ds_ids = self._dataset_ids(datasets)
+        auditor = Auditor(
+            self,
+            works,
+            ds_ids,
+            min_words=min_words,
+            workers=workers,
+            boilerplate_df=boilerplate_df,
+            progress=progress,
+        )
+        found = auditor.run()
+        by_pk = {w["id"]: w for w in works}
+        match_dicts = self._match_dicts(found, by_pk)
+        with read_connection(self.engine) as conn:
+            list_id = list_id_by_name(conn, list_name)
+            next_seq = (conn.execute(select(func.max(events.c.seq))).scalar() or 0) + 1
+        header = {
+            "works_list": list_name,
+            "datasets": datasets or [],
+            "min_words": min_words,
+            "time": utc_now(),
+            "actor": self.actor,
+            "event_seq": next_seq,
+            "stats": auditor.stats,
+        }
+        hashes, summary, _rows = write_reports(Path(out), works, match_dicts, header, self.store)
+        params = {
+            "min_words": min_words,
+            "boilerplate_df": auditor.stats.get("boilerplate_df"),
+            "fingerprints": __import__(
+                "copytrail.fingerprint.hashing", fromlist=["x"]
+            ).PARAMS_VERSION,
+        }
+        with write_transaction(self.engine) as conn:
+            from copytrail.ledger.schema import audits as audits_t
+
+            audit_id = (conn.execute(select(func.max(audits_t.c.id))).scalar() or 0) + 1
+            ev = EventWriter(conn, self.actor)
+            seq = ev.append(
+                "matched",
+                {"works_list_id": list_id, "audit_id": audit_id},
+                {
+                    "works_list": list_name,
+                    "datasets": datasets or [],
+                    "params": params,
+                    "works": len(works),
+                    "works_found": summary["works_found"],
+                    "matches": len(match_dicts),
+                    "matches_sha256": hashes["matches.jsonl"],
+                },
+            )
+            ev.append(
+                "produced",
+                {"audit_id": audit_id},
+                {"out_dir": str(Path(out).resolve()), "files": hashes},
+            )
+            ev.flush()
+            conn.execute(
+                insert(audits),
+                [
+                    {
+                        "id": audit_id,
+                        "list_id": list_id,
+                        "datasets": canonical_json(datasets or []).decode(),
+                        "params": canonical_json(params).decode(),
+                        "out_dir": str(Path(out).resolve()),
+                        "time": header["time"],
+                        "actor": self.actor,
+                        "event_seq": seq,
+                    }
+                ],
+            )
+            rows = [
+                {
+                    "audit_id": audit_id,
+                    "work_pk": m["work_pk"],
+                    "copy_id": m["copy_id"],
+                    "method": m["method"],
+                    "score": m["score"],
+                    "coverage": m["coverage"],
+                    "longest_span_words": m["longest_span_words"],
+                    "spans": canonical_json(m["spans"]).decode(),
+                }
+                for m in match_dicts
+            ]
+            if rows:
+                conn.execute(insert(matches), rows)
+        return {
+            **summary,
+            "audit_id": audit_id,
+            "event_seq": seq,
+            "files": hashes,
+            "out_dir": str(Path(out).resolve()),
+        }
+
+    def where(
+        self, work_id: str, list_name: str | None = None, min_words: int = 200
+    ) -> dict[str, Any]:
+        """Every copy of one work, in every dataset, with the evidence."""
+        from copytrail.audit.match import Auditor
+        from copytrail.audit.works import find_work
+
+        with read_connection(self.engine) as conn:
+            work = find_work(conn, work_id, list_name)
+        siblings = [w["text_sha256"] for w in self.works(work["list"]) if w.get("text_sha256")]
+        auditor = Auditor(self, [work], None, min_words=min_words, df_work_texts=siblings)
+        found = auditor.run()
+        return {"work": work, "copies": self._match_dicts(found, {work["id"]: work})}
 
     # ---- integrity -------------------------------------------------------------------------
     def checkpoint(self) -> dict[str, Any]:

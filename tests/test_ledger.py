@@ -147,7 +147,7 @@ def test_schema_version_recorded_and_reopen(tmp_path: Path):
     again = Library.init(tmp_path / "l")  # init on an existing library opens it
     again.close()
     with sqlite3.connect(tmp_path / "l" / "ledger.db") as db:
-        assert db.execute("select value from meta where key='schema_version'").fetchone() == ("1",)
+        assert db.execute("select value from meta where key='schema_version'").fetchone() == ("2",)
         db.execute("update meta set value='99' where key='schema_version'")
     with pytest.raises(Exception, match="newer"):
         Library.open(tmp_path / "l")

@@ -21,6 +21,8 @@ app = typer.Typer(
 )
 source_app = typer.Typer(help="Register where data came from.", no_args_is_help=True)
 app.add_typer(source_app, name="source")
+works_app = typer.Typer(help="Works lists: class lists, opt-outs, takedowns.", no_args_is_help=True)
+app.add_typer(works_app, name="works")
 
 
 class _State:
@@ -412,6 +414,164 @@ def log(
         "events",
         ["seq", "type", "time", "actor", "subjects", "hash"],
         [(e["seq"], e["type"], e["time"], e["actor"], e["subjects"], e["hash"][:16]) for e in evs],
+    )
+
+
+# ---- works lists and audits ----------------------------------------------------------------
+@works_app.command("import")
+def works_import(
+    file: Annotated[
+        Path, typer.Argument(help="CSV or JSON Lines: work_id, title, authors, isbn, asin, text.")
+    ],
+    list_name: Annotated[str, typer.Option("--list", help="Name of the works list.")],
+    json_out: JsonOpt = False,
+) -> None:
+    """Import (or update) a works list. Bad rows are reported with line numbers; good rows load."""
+    with _lib() as lib:
+        r = lib.import_works(file, list_name)
+    if json_out:
+        return emit_json(r.as_dict())
+    out.print(
+        f"works list [bold]{r.list}[/]: {r.rows} rows, [green]{r.imported} imported[/], "
+        f"{r.updated} updated, {r.unchanged} unchanged, [red]{len(r.errors)} refused[/]"
+    )
+    for e in r.errors[:50]:
+        out.print(f"  [red]line {e['line']}[/] ({e['work_id'] or 'no id'}): {e['reason']}")
+    if len(r.errors) > 50:
+        out.print(f"  … {len(r.errors) - 50} more; see them all with --json")
+
+
+@works_app.command("ls")
+def works_ls(
+    list_name: Annotated[
+        str | None, typer.Option("--list", help="Works of this list (default: the lists).")
+    ] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """List works lists, or the works of one list."""
+    with _lib() as lib:
+        rows = lib.works(list_name) if list_name else lib.works_lists()
+    if json_out:
+        return emit_json(rows)
+    if list_name:
+        table(
+            f"works of {list_name}",
+            ["work id", "title", "authors", "isbns", "asin", "reference text"],
+            [
+                (
+                    r["work_id"],
+                    r["title"],
+                    "; ".join(r["authors"]),
+                    " ".join(r["isbns"]),
+                    r["asin"],
+                    r["text_path"],
+                )
+                for r in rows
+            ],
+        )
+    else:
+        table(
+            "works lists",
+            ["id", "name", "works", "created"],
+            [(r["id"], r["name"], r["works"], r["created"]) for r in rows],
+        )
+
+
+@app.command()
+def audit(
+    list_name: Annotated[str, typer.Option("--list", help="Works list to look for.")],
+    out_dir: Annotated[
+        Path,
+        typer.Option(
+            "--out", help="Directory for works.csv, matches.jsonl, summary.json, report.html."
+        ),
+    ],
+    dataset: Annotated[
+        list[str] | None, typer.Option("--dataset", help="Audit only these datasets (repeat).")
+    ] = None,
+    min_words: Annotated[
+        int, typer.Option("--min-words", help="Shortest excerpt reported, in words.")
+    ] = 200,
+    workers: Annotated[
+        int | None, typer.Option(help="Worker processes (default: all cores).")
+    ] = None,
+    boilerplate_df: Annotated[
+        int | None,
+        typer.Option(
+            help="Ignore passages found in more than N texts (default: max(20, 0.5% of texts))."
+        ),
+    ] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Find every work of a list in the library, with evidence, and record the audit."""
+    from copytrail.cli.progress import RichCountProgress
+
+    with _lib() as lib:
+        s = lib.audit(
+            list_name,
+            out_dir,
+            datasets=dataset or None,
+            min_words=min_words,
+            workers=workers,
+            boilerplate_df=boilerplate_df,
+            progress=RichCountProgress("fingerprinting"),
+        )
+    if json_out:
+        return emit_json(s)
+    out.print(
+        f"[bold]{s['works_found']}[/] of {s['works']} works found ({s['matches']} matches); "
+        f"audit #{s['audit_id']} recorded as event {s['event_seq']}"
+    )
+    table(
+        "works present by dataset",
+        ["dataset", "works present", "by best method"],
+        [
+            (ds, d["works_present"], ", ".join(f"{k} {v}" for k, v in d["by_best_method"].items()))
+            for ds, d in s["by_dataset"].items()
+        ],
+    )
+    for name, sha in s["files"].items():
+        out.print(f"  {Path(s['out_dir']) / name}  sha256 {sha}")
+
+
+@app.command()
+def where(
+    work_id: Annotated[str, typer.Argument(help="Work id from a works list.")],
+    list_name: Annotated[
+        str | None,
+        typer.Option("--list", help="The works list (needed when the id is in several)."),
+    ] = None,
+    min_words: Annotated[
+        int, typer.Option("--min-words", help="Shortest excerpt reported, in words.")
+    ] = 200,
+    json_out: JsonOpt = False,
+) -> None:
+    """Every copy of one work, with its dataset, source and evidence."""
+    with _lib() as lib:
+        r = lib.where(work_id, list_name, min_words=min_words)
+    if json_out:
+        return emit_json(r)
+    w = r["work"]
+    out.print(
+        f"[bold]{w['work_id']}[/] {w['title'] or ''} ({'; '.join(w['authors'])}): "
+        f"{len(r['copies'])} copies"
+    )
+    table(
+        None,
+        ["copy", "dataset", "source", "kind", "method", "coverage", "longest span", "path"],
+        [
+            (
+                c["copy_id"],
+                c["dataset"],
+                c["source"],
+                c["source_kind"],
+                c["method"],
+                c["coverage"],
+                c["longest_span_words"],
+                c["path"],
+            )
+            for c in r["copies"]
+        ],
     )
 
 

@@ -80,3 +80,32 @@ class RichPhaseProgress:
         elif total is not None:
             self._p.update(self._tasks[phase], total=total)
         self._p.update(self._tasks[phase], advance=advance)
+
+
+class RichCountProgress:
+    """A bar for work counted in items (texts fingerprinted), with rate and ETA."""
+
+    def __init__(self, label: str) -> None:
+        self._p = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total}"),
+            TextColumn("texts"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=err,
+        )
+        self.label = label
+        self._task: TaskID | None = None
+
+    def start(self, total: int) -> None:
+        self._p.start()
+        self._task = self._p.add_task(self.label, total=total)
+
+    def advance(self, n: int) -> None:
+        if self._task is not None:
+            self._p.update(self._task, advance=n)
+
+    def finish(self) -> None:
+        self._p.stop()

@@ -201,6 +201,9 @@ def process_record(
     rec_id = _first_of(record, ("id", "_id", "doc_id", "document_id"))
     if rec_id is not None:
         extra = {**extra, "record_id": str(rec_id)}
+    asin = _first_of(meta, ("asin", "ASIN"))
+    if isinstance(asin, str) and asin.strip():
+        extra = {**extra, "asin": asin.strip().upper()}
     return finish_record(store, path, original, sha, ex, extra)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from sqlalchemy import (
     BigInteger,
     Column,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -16,7 +17,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: works lists, audits, matches
 
 metadata = MetaData()
 
@@ -117,3 +118,64 @@ copy_isbns = Table(
     UniqueConstraint("copy_id", "isbn13", name="uq_copy_isbn"),
 )
 Index("ix_copy_isbns_isbn", copy_isbns.c.isbn13)
+
+works_lists = Table(
+    "works_lists",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("created", String(40), nullable=False),
+)
+
+works = Table(
+    "works",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=False),
+    Column("list_id", Integer, ForeignKey("works_lists.id"), nullable=False),
+    Column("work_id", String(200), nullable=False),
+    Column("title", Text),
+    Column("authors", Text),  # JSON list
+    Column("isbns", Text),  # JSON list of ISBN-13
+    Column("asin", String(20)),
+    Column("text_sha256", String(64)),  # reference text blob, when given
+    Column("text_path", Text),
+    Column("updated", String(40), nullable=False),
+    UniqueConstraint("list_id", "work_id", name="uq_work_list_id"),
+)
+
+work_isbns = Table(
+    "work_isbns",
+    metadata,
+    Column("work_pk", BigInteger, ForeignKey("works.id"), nullable=False),
+    Column("isbn13", String(13), nullable=False),
+    UniqueConstraint("work_pk", "isbn13", name="uq_work_isbn"),
+)
+Index("ix_work_isbns_isbn", work_isbns.c.isbn13)
+
+audits = Table(
+    "audits",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("list_id", Integer, ForeignKey("works_lists.id"), nullable=False),
+    Column("datasets", Text, nullable=False),  # JSON list of dataset labels ([] = all)
+    Column("params", Text, nullable=False),  # JSON
+    Column("out_dir", Text, nullable=False),
+    Column("time", String(40), nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("event_seq", BigInteger, nullable=False),
+)
+
+matches = Table(
+    "matches",
+    metadata,
+    Column("audit_id", Integer, ForeignKey("audits.id"), nullable=False),
+    Column("work_pk", BigInteger, ForeignKey("works.id"), nullable=False),
+    Column("copy_id", BigInteger, ForeignKey("copies.id"), nullable=False),
+    Column("method", String(32), nullable=False),
+    Column("score", Float),
+    Column("coverage", Float),
+    Column("longest_span_words", Integer),
+    Column("spans", Text),  # JSON
+)
+Index("ix_matches_work", matches.c.work_pk)
+Index("ix_matches_copy", matches.c.copy_id)

@@ -1,0 +1,342 @@
+"""Find the works of a works list in the library: identifiers, metadata, and content.
+
+Content matching never compares every work with every copy. Fingerprints are joined by hash in
+DuckDB over Parquet: MinHash LSH band keys give whole-copy candidates, winnowed word k-grams give
+partial-copy candidates (hashes shared by many texts, such as licence boilerplate, are ignored).
+Only candidate pairs are aligned word by word, which yields the coverage and the exact spans.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import orjson
+import pyarrow as pa
+from sqlalchemy import and_, select
+
+from copytrail.audit import metadata as meta_match
+from copytrail.audit.align import Tokenized, align, char_spans
+from copytrail.engine.local import LocalEngine
+from copytrail.ledger.records import dataset_label
+from copytrail.ledger.schema import copies, copy_isbns, datasets, sources, work_isbns
+from copytrail.store.blobs import BlobStore
+
+METHOD_RANK = ["exact", "near_duplicate", "partial", "isbn", "asin", "metadata"]
+NEAR_DUP_COVERAGE = 0.5  # both texts at least half covered by the other: another edition
+WORK_DF_MAX = 3  # a hash in more works than this is shared boilerplate, not evidence
+MIN_SHARED_HASHES = 2
+
+
+@dataclass
+class Match:
+    work_pk: int
+    copy_id: int
+    methods: set[str] = field(default_factory=set)
+    score: float | None = None
+    coverage: float | None = None
+    longest_span_words: int = 0
+    spans: list[dict[str, int]] = field(default_factory=list)
+
+    @property
+    def method(self) -> str:
+        return min(self.methods, key=METHOD_RANK.index)
+
+
+# ---- alignment in workers ---------------------------------------------------------------------
+_STORE: BlobStore | None = None
+
+
+def _init(store: BlobStore) -> None:
+    global _STORE
+    _STORE = store
+
+
+def _text(store: BlobStore, sha: str) -> str:
+    return store.get(sha).decode("utf-8", errors="replace")
+
+
+def align_task(
+    task: tuple[str, list[int], list[str]], store: BlobStore | None = None
+) -> list[dict]:
+    """Align one work text with its candidate copy texts."""
+    store = store or _STORE
+    assert store is not None
+    work_sha, distinctive, copy_shas = task
+    work = Tokenized.of(_text(store, work_sha))
+    dist = np.array(sorted(distinctive), dtype=np.int64)
+    out = []
+    for csha in copy_shas:
+        copy = work if csha == work_sha else Tokenized.of(_text(store, csha))
+        al = align(work, copy, dist)
+        out.append(
+            {
+                "work_text": work_sha,
+                "copy_text": csha,
+                "coverage": al.coverage,
+                "copy_coverage": al.copy_coverage,
+                "longest": al.longest,
+                "similarity": al.similarity,
+                "spans": char_spans(al, work, copy),
+                "covered_work": al.covered_work,
+            }
+        )
+    return out
+
+
+# ---- the audit --------------------------------------------------------------------------------
+class Auditor:
+    def __init__(
+        self,
+        lib: Any,
+        works: list[dict[str, Any]],
+        dataset_ids: list[int] | None,
+        min_words: int = 200,
+        workers: int | None = None,
+        boilerplate_df: int | None = None,
+        progress: Any = None,
+        df_work_texts: list[str] | None = None,
+    ) -> None:
+        self.lib = lib
+        self.works = works
+        self.dataset_ids = dataset_ids
+        self.min_words = min_words
+        self.workers = workers
+        self.boilerplate_df = boilerplate_df
+        self.progress = progress
+        # Texts of the whole works list: a hash shared by several listed works is boilerplate
+        # even when only one work is being looked up (`copytrail where`).
+        self.df_work_texts = df_work_texts
+        self.matches: dict[tuple[int, int], Match] = {}
+        self.stats: dict[str, Any] = {}
+
+    def _match(self, work_pk: int, copy_id: int) -> Match:
+        key = (work_pk, copy_id)
+        if key not in self.matches:
+            self.matches[key] = Match(work_pk, copy_id)
+        return self.matches[key]
+
+    def _scope_filter(self, q: Any) -> Any:
+        q = q.where(copies.c.status != "deleted")
+        if self.dataset_ids is not None:
+            q = q.where(copies.c.dataset_id.in_(self.dataset_ids))
+        return q
+
+    # identifiers ------------------------------------------------------------------------------
+    def match_identifiers(self, conn: Any) -> None:
+        pks = [w["id"] for w in self.works]
+        for chunk in (pks[i : i + 500] for i in range(0, len(pks), 500)):
+            q = self._scope_filter(
+                select(work_isbns.c.work_pk, copy_isbns.c.copy_id)
+                .join(copy_isbns, copy_isbns.c.isbn13 == work_isbns.c.isbn13)
+                .join(copies, copies.c.id == copy_isbns.c.copy_id)
+                .where(work_isbns.c.work_pk.in_(chunk))
+            )
+            for r in conn.execute(q):
+                self._match(r.work_pk, r.copy_id).methods.add("isbn")
+        by_asin = {w["asin"]: w["id"] for w in self.works if w.get("asin")}
+        if by_asin:
+            q = self._scope_filter(
+                select(copies.c.id, copies.c.extra).where(copies.c.extra.like('%"asin"%'))
+            )
+            for r in conn.execute(q):
+                asin = str(orjson.loads(r.extra).get("asin", "")).upper()
+                if asin in by_asin:
+                    self._match(by_asin[asin], r.id).methods.add("asin")
+
+    # metadata ---------------------------------------------------------------------------------
+    def match_metadata(self, conn: Any) -> None:
+        index = meta_match.TitleIndex()
+        q = self._scope_filter(
+            select(copies.c.id, copies.c.title, copies.c.authors).where(copies.c.title.is_not(None))
+        )
+        for r in conn.execute(q):
+            index.add(r.id, r.title, orjson.loads(r.authors) if r.authors else [])
+        for w in self.works:
+            for copy_id, score in index.matches(w["title"], w["authors"]):
+                m = self._match(w["id"], copy_id)
+                m.methods.add("metadata")
+                if m.score is None:
+                    m.score = score
+
+    # content ----------------------------------------------------------------------------------
+    def match_content(self, conn: Any) -> None:
+        import duckdb
+
+        q = self._scope_filter(
+            select(copies.c.id, copies.c.text_sha256).where(
+                and_(copies.c.status == "ok", copies.c.text_sha256.is_not(None))
+            )
+        )
+        scope = conn.execute(q).all()
+        work_texts = [(w["id"], w["text_sha256"]) for w in self.works if w.get("text_sha256")]
+        self.stats.update(copies_in_scope=len(scope), works_with_text=len(work_texts))
+        if not scope or not work_texts:
+            return
+        fps = self.lib.fingerprints
+        df_texts = sorted(set(self.df_work_texts or []) | {s for _, s in work_texts})
+        computed = fps.ensure(
+            {s for _, s in scope} | set(df_texts), workers=self.workers, progress=self.progress
+        )
+        self.stats["texts_fingerprinted_now"] = computed
+        registry = fps.registry()
+        db = duckdb.connect()
+        db.register(
+            "reg_arrow",
+            pa.table(
+                {
+                    "text_sha256": list(registry),
+                    "filename": [str(fps.root / f"X-{b}.parquet") for b in registry.values()],
+                }
+            ),
+        )
+        db.register(
+            "scope_arrow",
+            pa.table({"copy_id": [r[0] for r in scope], "text_sha256": [r[1] for r in scope]}),
+        )
+        db.register(
+            "wt_arrow",
+            pa.table(
+                {"work_pk": [p for p, _ in work_texts], "text_sha256": [s for _, s in work_texts]}
+            ),
+        )
+        db.execute("CREATE TABLE scope_texts AS SELECT DISTINCT text_sha256 FROM scope_arrow")
+        db.execute("CREATE TABLE work_texts AS SELECT DISTINCT text_sha256 FROM wt_arrow")
+        db.register("df_arrow", pa.table({"text_sha256": df_texts}))
+        for kind in ("texts", "bands", "winnow"):
+            files = fps.files(kind)
+            # Only rows of the batch each text is registered in (a re-run may repeat a text).
+            db.execute(
+                f"CREATE VIEW {kind} AS SELECT t.* EXCLUDE (filename) FROM read_parquet({files!r}, "
+                f"filename=true) t JOIN reg_arrow r ON r.text_sha256 = t.text_sha256 "
+                f"AND replace(r.filename, '/X-', '/{kind}-') = t.filename"
+            )
+        n_texts = len(registry)
+        lib_df = self.boilerplate_df or max(20, int(n_texts * 0.005))
+        db.execute(f"""
+            CREATE TABLE boiler AS
+            SELECT h FROM winnow GROUP BY h HAVING count(DISTINCT text_sha256) > {lib_df}
+            UNION
+            SELECT h FROM winnow SEMI JOIN df_arrow d ON d.text_sha256 = winnow.text_sha256
+            GROUP BY h HAVING count(DISTINCT text_sha256) > {WORK_DF_MAX}
+        """)
+        db.execute("""
+            CREATE TABLE work_hashes AS
+            SELECT w.text_sha256, w.h, w.pos FROM winnow w JOIN work_texts USING (text_sha256)
+            ANTI JOIN boiler b ON b.h = w.h
+        """)
+        pairs: dict[tuple[str, str], set[str]] = defaultdict(set)
+        for wt, ct in db.execute("""
+            SELECT DISTINCT tw.text_sha256, tc.text_sha256 FROM texts tw
+            JOIN work_texts USING (text_sha256)
+            JOIN texts tc ON tc.norm_sha256 = tw.norm_sha256
+            SEMI JOIN scope_texts s ON s.text_sha256 = tc.text_sha256
+        """).fetchall():
+            pairs[(wt, ct)].add("exact")
+        for wt, ct in db.execute("""
+            SELECT DISTINCT bw.text_sha256, bc.text_sha256 FROM bands bw
+            JOIN work_texts USING (text_sha256)
+            JOIN bands bc ON bc.band = bw.band AND bc.key = bw.key
+            SEMI JOIN scope_texts s ON s.text_sha256 = bc.text_sha256
+        """).fetchall():
+            pairs[(wt, ct)].add("lsh")
+        for wt, ct, _n in db.execute(f"""
+            SELECT wh.text_sha256, c.text_sha256, count(*) FROM work_hashes wh
+            JOIN winnow c ON c.h = wh.h
+            SEMI JOIN scope_texts s ON s.text_sha256 = c.text_sha256
+            GROUP BY 1, 2 HAVING count(*) >= {MIN_SHARED_HASHES}
+        """).fetchall():
+            pairs[(wt, ct)].add("shared")
+        distinctive: dict[str, list[int]] = defaultdict(list)
+        for sha, pos in db.execute("SELECT text_sha256, pos FROM work_hashes").fetchall():
+            distinctive[sha].append(int(pos))
+        self.stats.update(
+            candidate_text_pairs=len(pairs),
+            boilerplate_hashes=db.execute("SELECT count(*) FROM boiler").fetchone()[0],
+            boilerplate_df=lib_df,
+        )
+        db.close()
+
+        by_work_text: dict[str, list[str]] = defaultdict(list)
+        for wt, ct in pairs:
+            by_work_text[wt].append(ct)
+        tasks = [(wt, distinctive.get(wt, []), cts) for wt, cts in by_work_text.items()]
+        eng = LocalEngine(
+            self.workers if len(tasks) > 4 and self.lib.store.shareable_across_processes else 1
+        )
+        results: dict[tuple[str, str], dict] = {}
+        for batch in eng.map_unordered(
+            align_task,
+            tasks,
+            initializer=_init,
+            initargs=(self.lib.store,),
+            inline_args=(self.lib.store,),
+        ):
+            for r in batch:
+                results[(r["work_text"], r["copy_text"])] = r
+        copies_by_text: dict[str, list[int]] = defaultdict(list)
+        for cid, sha in scope:
+            copies_by_text[sha].append(cid)
+        works_by_text: dict[str, list[int]] = defaultdict(list)
+        for pk, sha in work_texts:
+            works_by_text[sha].append(pk)
+        for (wt, ct), flags in pairs.items():
+            r = results[(wt, ct)]
+            method = None
+            if "exact" in flags:
+                method = "exact"
+            elif r["coverage"] >= NEAR_DUP_COVERAGE and r["copy_coverage"] >= NEAR_DUP_COVERAGE:
+                method = "near_duplicate"
+            elif r["longest"] >= self.min_words:
+                method = "partial"
+            if method is None:
+                continue
+            for pk in works_by_text[wt]:
+                for cid in copies_by_text[ct]:
+                    m = self._match(pk, cid)
+                    m.methods.add(method)
+                    m.score = round(1.0 if method == "exact" else r["similarity"], 4)
+                    m.coverage = round(1.0 if method == "exact" else r["coverage"], 4)
+                    m.longest_span_words = r["longest"]
+                    m.spans = r["spans"]
+
+    def run(self) -> list[Match]:
+        with self.lib.engine.connect() as conn:
+            self.match_identifiers(conn)
+            self.match_metadata(conn)
+            self.match_content(conn)
+        return sorted(self.matches.values(), key=lambda m: (m.work_pk, m.copy_id))
+
+
+def copy_context(conn: Any, copy_ids: list[int]) -> dict[int, dict[str, Any]]:
+    """Dataset, source and hashes for the copies named in matches."""
+    out: dict[int, dict[str, Any]] = {}
+    for i in range(0, len(copy_ids), 500):
+        q = (
+            select(
+                copies.c.id,
+                copies.c.sha256,
+                copies.c.text_sha256,
+                copies.c.path,
+                datasets.c.name,
+                datasets.c.version,
+                sources.c.name.label("source"),
+                sources.c.kind,
+            )
+            .join(datasets, datasets.c.id == copies.c.dataset_id)
+            .join(sources, sources.c.id == datasets.c.source_id)
+            .where(copies.c.id.in_(copy_ids[i : i + 500]))
+        )
+        for r in conn.execute(q):
+            out[r.id] = {
+                "copy_sha256": r.sha256,
+                "text_sha256": r.text_sha256,
+                "path": r.path,
+                "dataset": dataset_label(r.name, r.version),
+                "source": r.source,
+                "source_kind": r.kind,
+            }
+    return out
+

@@ -1,0 +1,1 @@
+"""Text identity: one normalisation, k-gram hashes, winnowing and MinHash, used by every matcher."""

@@ -1,0 +1,184 @@
+"""Fingerprints, computed once per distinct text and kept in Parquet beside the ledger.
+
+Layout under LIBRARY/fingerprints/:
+    texts-<batch>.parquet   text_sha256, words, norm_sha256, minhash (128 x uint32 as bytes)
+    bands-<batch>.parquet   text_sha256, band, key          (MinHash LSH band keys)
+    winnow-<batch>.parquet  text_sha256, h, pos             (winnowed word k-gram hashes)
+
+The `fingerprints` ledger table says which batch holds each text. A batch file is written to a
+temporary name and renamed before its rows are registered, so a kill leaves at most an
+unregistered file that readers never open.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from sqlalchemy import Column, Integer, MetaData, String, Table, insert, select
+
+from copytrail.engine.local import LocalEngine
+from copytrail.fingerprint import hashing
+from copytrail.fingerprint.normalize import words
+from copytrail.ledger.db import write_transaction
+from copytrail.store.blobs import BlobStore
+
+fp_metadata = MetaData()
+fingerprints = Table(
+    "fingerprints",
+    fp_metadata,
+    Column("text_sha256", String(64), primary_key=True),
+    Column("batch", String(64), nullable=False),
+    Column("words", Integer, nullable=False),
+    Column("params", String(64), nullable=False),
+)
+
+TEXTS_PER_TASK = 32
+TEXTS_PER_BATCH = 4000
+
+_STORE: BlobStore | None = None
+
+
+def _init(store: BlobStore) -> None:
+    global _STORE
+    _STORE = store
+
+
+def fingerprint_texts(task: list[str], store: BlobStore | None = None) -> list[dict[str, Any]]:
+    """Worker: fingerprint the texts named by their SHA-256."""
+    store = store or _STORE
+    assert store is not None
+    fps = []
+    for sha in task:
+        text = store.get(sha).decode("utf-8", errors="replace")
+        fps.append((sha, hashing.fingerprint_words(words(text))))
+    sigs = hashing.minhash_matrix([f.shingles for _, f in fps])
+    bands = hashing.band_keys(sigs)
+    return [
+        {
+            "sha": sha,
+            "words": f.words,
+            "norm": f.norm_sha256,
+            "sig": sigs[i].tobytes(),
+            "bands": bands[i],
+            "wh": f.winnow_hashes,
+            "wp": f.winnow_pos,
+        }
+        for i, (sha, f) in enumerate(fps)
+    ]
+
+
+class FingerprintStore:
+    def __init__(self, root: Path, engine: Any, blobs: BlobStore) -> None:
+        self.root = root
+        self.engine = engine
+        self.blobs = blobs
+        fp_metadata.create_all(engine)
+
+    def registry(self) -> dict[str, str]:
+        with self.engine.connect() as conn:
+            return dict(
+                conn.execute(select(fingerprints.c.text_sha256, fingerprints.c.batch)).all()
+            )
+
+    def missing(self, shas: Iterable[str]) -> list[str]:
+        have = self.registry()
+        return sorted({s for s in shas if s and s not in have})
+
+    def ensure(self, shas: Iterable[str], workers: int | None = None, progress: Any = None) -> int:
+        """Fingerprint every text not yet done. Returns how many were computed."""
+        todo = self.missing(shas)
+        if not todo:
+            return 0
+        self.root.mkdir(parents=True, exist_ok=True)
+        tasks = [todo[i : i + TEXTS_PER_TASK] for i in range(0, len(todo), TEXTS_PER_TASK)]
+        if workers is None and len(todo) < 64:
+            workers = 1
+        eng = LocalEngine(workers if self.blobs.shareable_across_processes else 1)
+        pending: list[dict[str, Any]] = []
+        done = 0
+        if progress:
+            progress.start(len(todo))
+        for results in eng.map_unordered(
+            fingerprint_texts,
+            tasks,
+            initializer=_init,
+            initargs=(self.blobs,),
+            inline_args=(self.blobs,),
+        ):
+            pending.extend(results)
+            done += len(results)
+            if progress:
+                progress.advance(len(results))
+            if len(pending) >= TEXTS_PER_BATCH:
+                self._write_batch(pending)
+                pending = []
+        if pending:
+            self._write_batch(pending)
+        if progress:
+            progress.finish()
+        return done
+
+    def _write_batch(self, rows: list[dict[str, Any]]) -> None:
+        batch = uuid.uuid4().hex
+        n = len(rows)
+        texts = pa.table(
+            {
+                "text_sha256": [r["sha"] for r in rows],
+                "words": pa.array([r["words"] for r in rows], pa.int64()),
+                "norm_sha256": [r["norm"] for r in rows],
+                "minhash": pa.array([r["sig"] for r in rows], pa.binary(hashing.NUM_PERM * 4)),
+            }
+        )
+        bands = pa.table(
+            {
+                "text_sha256": np.repeat(
+                    np.array([r["sha"] for r in rows], dtype=object), hashing.LSH_BANDS
+                ),
+                "band": np.tile(np.arange(hashing.LSH_BANDS, dtype=np.int16), n),
+                "key": np.concatenate([r["bands"] for r in rows]),
+            }
+        )
+        counts = [len(r["wh"]) for r in rows]
+        winnow = pa.table(
+            {
+                "text_sha256": np.repeat(np.array([r["sha"] for r in rows], dtype=object), counts),
+                "h": np.concatenate([r["wh"] for r in rows]) if rows else np.zeros(0, np.uint64),
+                "pos": np.concatenate([r["wp"] for r in rows]) if rows else np.zeros(0, np.uint32),
+            }
+        )
+        for name, table in (("texts", texts), ("bands", bands), ("winnow", winnow)):
+            final = self.root / f"{name}-{batch}.parquet"
+            tmp = final.with_suffix(".tmp")
+            pq.write_table(table, tmp)
+            os.replace(tmp, final)
+        with write_transaction(self.engine) as conn:
+            have = set(
+                conn.execute(
+                    select(fingerprints.c.text_sha256).where(
+                        fingerprints.c.text_sha256.in_([r["sha"] for r in rows])
+                    )
+                ).scalars()
+            )
+            new = [
+                {
+                    "text_sha256": r["sha"],
+                    "batch": batch,
+                    "words": r["words"],
+                    "params": hashing.PARAMS_VERSION,
+                }
+                for r in rows
+                if r["sha"] not in have
+            ]
+            if new:
+                conn.execute(insert(fingerprints), new)
+
+    def files(self, kind: str) -> list[str]:
+        batches = sorted(set(self.registry().values()))
+        return [str(self.root / f"{kind}-{b}.parquet") for b in batches]
