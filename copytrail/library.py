@@ -501,6 +501,7 @@ class Library:
         min_words: int = 200,
         workers: int | None = None,
         boilerplate_df: int | None = None,
+        boilerplate: list[str] | None = None,
         progress: Any = None,
     ) -> dict[str, Any]:
         """Find every work of a list in the library; write the reports; record the audit."""
@@ -521,6 +522,7 @@ class Library:
             workers=workers,
             boilerplate_df=boilerplate_df,
             progress=progress,
+            boilerplate_files=boilerplate,
         )
         found = auditor.run()
         by_pk = {w["id"]: w for w in works}

@@ -16,7 +16,7 @@ SHARED = Path(
 )
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def corpus() -> Path:
     """The shared Gutenberg corpus; tests that need it skip with a reason where it is absent."""
     if not (SHARED / "MANIFEST.csv").exists():

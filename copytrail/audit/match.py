@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,6 +21,8 @@ from sqlalchemy import and_, select
 from copytrail.audit import metadata as meta_match
 from copytrail.audit.align import Tokenized, align, char_spans
 from copytrail.engine.local import LocalEngine
+from copytrail.fingerprint import hashing
+from copytrail.fingerprint.normalize import words
 from copytrail.ledger.records import dataset_label
 from copytrail.ledger.schema import copies, copy_isbns, datasets, sources, work_isbns
 from copytrail.store.blobs import BlobStore
@@ -28,6 +31,21 @@ METHOD_RANK = ["exact", "near_duplicate", "partial", "isbn", "asin", "metadata"]
 NEAR_DUP_COVERAGE = 0.5  # both texts at least half covered by the other: another edition
 WORK_DF_MAX = 3  # a hash in more works than this is shared boilerplate, not evidence
 MIN_SHARED_HASHES = 2
+BOILERPLATE_DIR = Path(__file__).parent / "boilerplate"
+
+
+def known_boilerplate(extra_files: list[str] | None = None) -> np.ndarray:
+    """Every word k-gram hash of the known boilerplate passages (shipped + the user's).
+
+    All k-grams, not only winnowed ones: winnowing is local, so a work holding the passage may
+    select different k-grams of it near the passage's edges.
+    """
+    paths = sorted(BOILERPLATE_DIR.glob("*.txt")) + [Path(p) for p in extra_files or []]
+    hs = [np.zeros(0, np.uint64)]
+    for p in paths:
+        text = p.read_bytes().decode("utf-8", errors="replace")
+        hs.append(hashing.kgram_hashes(hashing.word_ids(words(text)), hashing.WINNOW_K))
+    return np.unique(np.concatenate(hs))
 
 
 @dataclass
@@ -98,6 +116,7 @@ class Auditor:
         boilerplate_df: int | None = None,
         progress: Any = None,
         df_work_texts: list[str] | None = None,
+        boilerplate_files: list[str] | None = None,
     ) -> None:
         self.lib = lib
         self.works = works
@@ -109,6 +128,7 @@ class Auditor:
         # Texts of the whole works list: a hash shared by several listed works is boilerplate
         # even when only one work is being looked up (`copytrail where`).
         self.df_work_texts = df_work_texts
+        self.boilerplate_files = boilerplate_files
         self.matches: dict[tuple[int, int], Match] = {}
         self.stats: dict[str, Any] = {}
 
@@ -214,18 +234,32 @@ class Auditor:
                 f"AND replace(r.filename, '/X-', '/{kind}-') = t.filename"
             )
         n_texts = len(registry)
-        lib_df = self.boilerplate_df or max(20, int(n_texts * 0.005))
+        lib_df = self.boilerplate_df or max(50, int(n_texts * 0.01))
+        db.register("known_arrow", pa.table({"h": known_boilerplate(self.boilerplate_files)}))
+        # Not evidence of a work: known boilerplate, and passages several listed works share.
         db.execute(f"""
-            CREATE TABLE boiler AS
-            SELECT h FROM winnow GROUP BY h HAVING count(DISTINCT text_sha256) > {lib_df}
+            CREATE TABLE not_distinctive AS
+            SELECT h FROM known_arrow
             UNION
             SELECT h FROM winnow SEMI JOIN df_arrow d ON d.text_sha256 = winnow.text_sha256
             GROUP BY h HAVING count(DISTINCT text_sha256) > {WORK_DF_MAX}
         """)
+        # Candidate pruning also skips hashes in very many library texts (unknown boilerplate);
+        # a book with that many copies is still found whole through exact and LSH candidates.
+        db.execute(f"""
+            CREATE TABLE boiler AS
+            SELECT h FROM not_distinctive
+            UNION
+            SELECT h FROM winnow GROUP BY h HAVING count(DISTINCT text_sha256) > {lib_df}
+        """)
+        db.execute("""
+            CREATE TABLE work_distinctive AS
+            SELECT w.text_sha256, w.h, w.pos FROM winnow w JOIN work_texts USING (text_sha256)
+            ANTI JOIN not_distinctive b ON b.h = w.h
+        """)
         db.execute("""
             CREATE TABLE work_hashes AS
-            SELECT w.text_sha256, w.h, w.pos FROM winnow w JOIN work_texts USING (text_sha256)
-            ANTI JOIN boiler b ON b.h = w.h
+            SELECT w.* FROM work_distinctive w ANTI JOIN boiler b ON b.h = w.h
         """)
         pairs: dict[tuple[str, str], set[str]] = defaultdict(set)
         for wt, ct in db.execute("""
@@ -250,7 +284,7 @@ class Auditor:
         """).fetchall():
             pairs[(wt, ct)].add("shared")
         distinctive: dict[str, list[int]] = defaultdict(list)
-        for sha, pos in db.execute("SELECT text_sha256, pos FROM work_hashes").fetchall():
+        for sha, pos in db.execute("SELECT text_sha256, pos FROM work_distinctive").fetchall():
             distinctive[sha].append(int(pos))
         self.stats.update(
             candidate_text_pairs=len(pairs),
@@ -339,4 +373,3 @@ def copy_context(conn: Any, copy_ids: list[int]) -> dict[int, dict[str, Any]]:
                 "source_kind": r.kind,
             }
     return out
-

@@ -237,4 +237,3 @@ def find_work(conn: Connection, work_id: str, list_name: str | None) -> dict[str
         lists = ", ".join(r.list for r in rows)
         raise InvalidInput(f"work {work_id!r} is in several lists ({lists}); add --list NAME")
     return work_rows(conn, rows[0].list_id, work_id)[0] | {"list": rows[0].list}
-

@@ -498,8 +498,12 @@ def audit(
     boilerplate_df: Annotated[
         int | None,
         typer.Option(
-            help="Ignore passages found in more than N texts (default: max(20, 0.5% of texts))."
+            help="Ignore passages found in more than N texts (default: max(50, 1% of texts))."
         ),
+    ] = None,
+    boilerplate: Annotated[
+        list[Path] | None,
+        typer.Option("--boilerplate", help="A file of boilerplate text, never evidence (repeat)."),
     ] = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -514,6 +518,7 @@ def audit(
             min_words=min_words,
             workers=workers,
             boilerplate_df=boilerplate_df,
+            boilerplate=[str(b) for b in boilerplate or []],
             progress=RichCountProgress("fingerprinting"),
         )
     if json_out:
