@@ -157,7 +157,8 @@ def audited(corpus: Path, tmp_path_factory: pytest.TempPathFactory):
     summary = lib.audit("class", work_dir / "out", workers=2)
     out = work_dir / "out"
     matches = [json.loads(x) for x in (out / "matches.jsonl").read_text().splitlines()]
-    rows = {r["work_id"]: r for r in csv.DictReader(open(out / "works.csv", encoding="utf-8"))}
+    with open(out / "works.csv", encoding="utf-8") as f:
+        rows = {r["work_id"]: r for r in csv.DictReader(f)}
     yield {
         "lib": lib,
         "summary": summary,

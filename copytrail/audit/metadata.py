@@ -48,7 +48,7 @@ _NON_WORD = re.compile(r"[\W_]+")
 def norm(s: str | None) -> str:
     if not s:
         return ""
-    s = unicodedata.normalize("NFKD", s.casefold())
+    s = unicodedata.normalize("NFKD", s.casefold().replace("&", " and "))
     s = "".join(c for c in s if not unicodedata.combining(c))
     return " ".join(_NON_WORD.sub(" ", s).split())
 
