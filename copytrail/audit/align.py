@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from copytrail.fingerprint import hashing
-from copytrail.fingerprint.normalize import tokens
+from copytrail.fingerprint.normalize import token_spans
 
 SEED_K = 6
 MAX_GAP = 6  # mismatched words bridged inside one span
@@ -23,16 +23,15 @@ MIN_SPAN_WORDS = 25
 
 @dataclass
 class Tokenized:
-    words: list[str]
-    starts: list[int]
-    ends: list[int]
+    words: list[bytes]
+    starts: np.ndarray  # character offsets into the text
+    ends: np.ndarray
     kgrams: np.ndarray
 
     @classmethod
     def of(cls, text: str) -> Tokenized:
-        ws, st, en = tokens(text)
-        ids = hashing.word_ids([w.encode() for w in ws])
-        return cls(ws, st, en, hashing.kgram_hashes(ids, SEED_K))
+        ws, st, en = token_spans(text)
+        return cls(ws, st, en, hashing.kgram_hashes(hashing.word_ids(ws), SEED_K))
 
 
 @dataclass
@@ -143,10 +142,10 @@ def char_spans(al: Alignment, work: Tokenized, copy: Tokenized) -> list[dict[str
     """Spans as character offsets into the two original texts (end exclusive)."""
     return [
         {
-            "work_start": work.starts[s.work_start],
-            "work_end": work.ends[s.work_end - 1],
-            "copy_start": copy.starts[s.copy_start],
-            "copy_end": copy.ends[s.copy_end - 1],
+            "work_start": int(work.starts[s.work_start]),
+            "work_end": int(work.ends[s.work_end - 1]),
+            "copy_start": int(copy.starts[s.copy_start]),
+            "copy_end": int(copy.ends[s.copy_end - 1]),
             "words": s.words,
         }
         for s in sorted(al.spans, key=lambda s: s.work_start)

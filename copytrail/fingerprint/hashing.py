@@ -28,8 +28,16 @@ _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
 
 
+_IDS: dict[bytes, int] = {}  # vocabulary cache shared by the documents a process handles
+_IDS_MAX = 2_000_000
+
+
 def word_ids(ws: list[bytes]) -> np.ndarray:
-    table = {w: zlib.crc32(w) | (zlib.crc32(w, 0x9E3779B9) << 32) for w in set(ws)}
+    table = _IDS
+    if len(table) > _IDS_MAX:
+        table.clear()
+    for w in set(ws).difference(table):
+        table[w] = zlib.crc32(w) | (zlib.crc32(w, 0x9E3779B9) << 32)
     return np.array(list(map(table.__getitem__, ws)), dtype=np.uint64)
 
 
