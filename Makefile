@@ -22,6 +22,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(VENV)/bin/pip install -q -e '.[bench]'
 	$(VENV)/bin/python bench/ingest.py
+	$(VENV)/bin/python bench/audit.py
 
 clean:
 	rm -rf build .pytest_cache

@@ -509,6 +509,7 @@ class Library:
         from copytrail.audit.report import write_reports
         from copytrail.audit.works import list_id_by_name
         from copytrail.canonical import canonical_json
+        from copytrail.fingerprint.hashing import PARAMS_VERSION
         from copytrail.ledger.events import utc_now
         from copytrail.ledger.schema import audits, matches
 
@@ -527,31 +528,30 @@ class Library:
         found = auditor.run()
         by_pk = {w["id"]: w for w in works}
         match_dicts = self._match_dicts(found, by_pk)
-        with read_connection(self.engine) as conn:
-            list_id = list_id_by_name(conn, list_name)
-            next_seq = (conn.execute(select(func.max(events.c.seq))).scalar() or 0) + 1
-        header = {
-            "works_list": list_name,
-            "datasets": datasets or [],
-            "min_words": min_words,
-            "time": utc_now(),
-            "actor": self.actor,
-            "event_seq": next_seq,
-            "stats": auditor.stats,
-        }
-        hashes, summary, _rows = write_reports(Path(out), works, match_dicts, header, self.store)
         params = {
             "min_words": min_words,
             "boilerplate_df": auditor.stats.get("boilerplate_df"),
-            "fingerprints": __import__(
-                "copytrail.fingerprint.hashing", fromlist=["x"]
-            ).PARAMS_VERSION,
+            "fingerprints": PARAMS_VERSION,
         }
+        # Under the write lock, so the audit id and event number printed in the reports are the
+        # ones the ledger gets; a kill before the commit leaves files but no record of them.
         with write_transaction(self.engine) as conn:
-            from copytrail.ledger.schema import audits as audits_t
-
-            audit_id = (conn.execute(select(func.max(audits_t.c.id))).scalar() or 0) + 1
+            list_id = list_id_by_name(conn, list_name)
+            audit_id = (conn.execute(select(func.max(audits.c.id))).scalar() or 0) + 1
             ev = EventWriter(conn, self.actor)
+            header = {
+                "works_list": list_name,
+                "datasets": datasets or [],
+                "min_words": min_words,
+                "time": utc_now(),
+                "actor": self.actor,
+                "audit_id": audit_id,
+                "event_seq": ev.next_seq,
+                "stats": auditor.stats,
+            }
+            hashes, summary, _rows = write_reports(
+                Path(out), works, match_dicts, header, self.store
+            )
             seq = ev.append(
                 "matched",
                 {"works_list_id": list_id, "audit_id": audit_id},

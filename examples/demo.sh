@@ -23,6 +23,11 @@ ct ingest build/demo-input/publisher --source publisher-feed --dataset example-p
 echo; echo "# the same ingest again adds nothing:"
 ct ingest examples/gutenberg --source gutenberg --dataset gutenberg@2024-01
 
+echo; echo "# a works list (a class list, an opt-out list): which works are in which datasets?"
+ct works import examples/works.csv --list demo-class
+ct audit --list demo-class --out build/audit
+ct where PG5200
+
 ct ls datasets
 ct ls copies --dataset example-press@2025-03
 ct stats
@@ -30,4 +35,5 @@ ct checkpoint
 ct prove 5 --out build/proof-event-5.json
 ct verify
 ct verify --proof build/proof-event-5.json
-echo; echo "demo finished: library in build/demo-library (try: .venv/bin/copytrail -L build/demo-library show 1)"
+echo; echo "demo finished: library in build/demo-library, audit report in build/audit/report.html"
+echo "(try: .venv/bin/copytrail -L build/demo-library show 1)"

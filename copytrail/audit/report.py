@@ -139,7 +139,8 @@ def render_html(
     out.append(
         f"<p class='meta'>Run {e(summary['time'])} by {e(summary['actor'])}; datasets: "
         f"{e(', '.join(summary['datasets']) or 'all')}; minimum excerpt "
-        f"{summary['min_words']} words; ledger event {summary.get('event_seq', '')}.</p>"
+        f"{summary['min_words']} words; audit #{summary.get('audit_id', '')}, "
+        f"ledger event {summary.get('event_seq', '')}.</p>"
     )
     out.append(
         f"<p><b>{summary['works_found']}</b> of {summary['works']} listed works found "
