@@ -48,9 +48,12 @@ def chunks_from_corpus(corpus: Path) -> list[str]:
         except UnicodeDecodeError:
             text = data.decode("cp1252", errors="replace")
         ws = gutenberg_body(text).split()
-        out += [
-            " ".join(ws[i : i + CHUNK_WORDS]) for i in range(0, len(ws) - CHUNK_WORDS, CHUNK_WORDS)
-        ]
+        for i in range(0, len(ws) - CHUNK_WORDS, CHUNK_WORDS):
+            chunk = " ".join(ws[i : i + CHUNK_WORDS])
+            # Licence text left inside a book's body is boilerplate, not a work: copytrail
+            # rightly refuses it as evidence, so it must not be counted as a work to find.
+            if "Project Gutenberg" not in chunk:
+                out.append(chunk)
     return out
 
 

@@ -50,6 +50,9 @@ def test_import_reports_bad_rows_and_reimport_updates(lib: Library, tmp_path: Pa
     works = {w["work_id"]: w for w in lib.works("list")}
     assert works["A1"]["isbns"] == ["9780141439518"] and works["A1"]["text_sha256"]
     assert works["A1"]["authors"] == ["Austen, Jane", "Brontë, Charlotte"]
+    # The reference file and its text are blobs the library keeps and verify accounts for.
+    report = lib.verify()
+    assert report.ok and report.counts["orphan_blobs"] == 0
     again = lib.import_works(f, "list")
     assert again.imported == 0 and again.unchanged == 2 and len(lib.works("list")) == 2
     _write_csv(f, [["A5", "Plain, Revised", "Someone", "", "", ""]])

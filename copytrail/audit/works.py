@@ -96,6 +96,7 @@ def validate(
         "isbns": isbns,
         "asin": asin,
         "text_sha256": None,
+        "text_source_sha256": None,
         "text_path": None,
     }
     text_ref = str(row.get("text") or "").strip()
@@ -109,6 +110,7 @@ def validate(
         if doc["status"] != "ok":
             return None, f"reference text {text_ref!r} is unreadable: {doc['reason']}"
         rec["text_sha256"] = doc["text_sha256"]
+        rec["text_source_sha256"] = doc["sha256"]
         rec["text_path"] = text_ref
     return rec, None
 
@@ -147,6 +149,7 @@ def import_works(
             "isbns": canonical_json(rec["isbns"]).decode() if rec["isbns"] else None,
             "asin": rec["asin"],
             "text_sha256": rec["text_sha256"],
+            "text_source_sha256": rec["text_source_sha256"],
             "text_path": rec["text_path"],
         }
         old = existing.get(rec["work_id"])

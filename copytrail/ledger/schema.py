@@ -138,6 +138,7 @@ works = Table(
     Column("isbns", Text),  # JSON list of ISBN-13
     Column("asin", String(20)),
     Column("text_sha256", String(64)),  # reference text blob, when given
+    Column("text_source_sha256", String(64)),  # the reference file's own bytes (a blob too)
     Column("text_path", Text),
     Column("updated", String(40), nullable=False),
     UniqueConstraint("list_id", "work_id", name="uq_work_list_id"),

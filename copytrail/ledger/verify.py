@@ -23,7 +23,7 @@ from sqlalchemy import Connection, select
 from copytrail.ledger import merkle
 from copytrail.ledger.events import GENESIS_HASH, iter_events, recompute_hash
 from copytrail.ledger.records import copy_event_payload
-from copytrail.ledger.schema import checkpoints, copies, datasets, sources
+from copytrail.ledger.schema import checkpoints, copies, datasets, sources, works
 from copytrail.store.blobs import BlobStore
 
 MAX_LISTED = 200  # problems listed one by one; the count is always exact
@@ -207,6 +207,10 @@ def verify_blobs(
         target = gone if is_deleted else live
         for sha in {row.sha256, row.text_sha256} - {None}:
             target.setdefault(sha, []).append(row.id)
+    # Reference texts of works lists are blobs the library must keep as well.
+    for row in conn.execute(select(works.c.id, works.c.text_sha256, works.c.text_source_sha256)):
+        for sha in {row.text_sha256, row.text_source_sha256} - {None}:
+            live.setdefault(sha, []).append(-row.id)
     report.counts.update(blobs_referenced=len(live))
     if progress:
         progress("blobs", 0, len(live))
@@ -219,8 +223,8 @@ def verify_blobs(
     with ThreadPoolExecutor(max_workers=workers) as pool:
         for sha, err in pool.map(check, live, chunksize=64):
             if err:
-                ids = live[sha]
-                report.problem(f"blob {sha} (copy {', '.join(map(str, ids[:5]))}): {err}")
+                owners = [f"copy {i}" if i > 0 else f"work {-i}" for i in live[sha][:5]]
+                report.problem(f"blob {sha} ({', '.join(owners)}): {err}")
             if progress:
                 progress("blobs", 1, None)
     for sha, ids in gone.items():
