@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import and_, func, insert, or_, select
+from sqlalchemy import and_, case, func, insert, or_, select
 
 from copytrail.errors import CopytrailError, InvalidInput, LibraryNotFound, NotFound
 from copytrail.ledger import checkpoint as cpmod
@@ -348,9 +348,7 @@ class Library:
                     func.count(copies.c.id).label("copies"),
                     func.coalesce(func.sum(copies.c.size), 0).label("bytes"),
                     func.coalesce(func.sum(copies.c.words), 0).label("words"),
-                    func.sum(func.cast(copies.c.status != "ok", copies.c.size.type)).label(
-                        "not_ok"
-                    ),
+                    func.sum(case((copies.c.status != "ok", 1), else_=0)).label("not_ok"),
                 )
                 .select_from(
                     copies.join(datasets, datasets.c.id == copies.c.dataset_id).join(
