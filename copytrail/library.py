@@ -110,8 +110,9 @@ class Library:
                     f"({SCHEMA_VERSION}); upgrade copytrail"
                 )
             elif int(row.value) < SCHEMA_VERSION:
-                # Versions so far only added tables, which create_all above made; migrations
-                # that change existing tables run here, in order, before the version moves.
+                # New tables come from create_all above; changes to existing tables run here,
+                # in order, before the version moves.
+                _migrate_columns(conn)
                 conn.execute(
                     meta.update()
                     .where(meta.c.key == "schema_version")
@@ -636,6 +637,15 @@ class Library:
             deleted = verify_ledger(conn, report, progress)
             verify_blobs(conn, self.store, deleted, report, quick=quick, progress=progress)
         return report
+
+
+def _migrate_columns(conn: Any) -> None:
+    """Columns added to tables that older libraries already have."""
+    from sqlalchemy import inspect, text
+
+    have = {c["name"] for c in inspect(conn).get_columns("works")}
+    if "text_source_sha256" not in have:  # schema 2 -> 3
+        conn.execute(text("ALTER TABLE works ADD COLUMN text_source_sha256 VARCHAR(64)"))
 
 
 def _copy_dict(row: Any) -> dict[str, Any]:

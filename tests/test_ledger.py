@@ -147,7 +147,7 @@ def test_schema_version_recorded_and_reopen(tmp_path: Path):
     again = Library.init(tmp_path / "l")  # init on an existing library opens it
     again.close()
     with sqlite3.connect(tmp_path / "l" / "ledger.db") as db:
-        assert db.execute("select value from meta where key='schema_version'").fetchone() == ("2",)
+        assert db.execute("select value from meta where key='schema_version'").fetchone() == ("3",)
         db.execute("update meta set value='99' where key='schema_version'")
     with pytest.raises(Exception, match="newer"):
         Library.open(tmp_path / "l")
@@ -208,3 +208,16 @@ def test_chain_property_any_events_verify_and_any_edit_is_caught(tmp_path_factor
     assert not report.ok
     assert any(f"event {seq}:" in p for p in report.problems), report.problems
     lib.close()
+
+
+def test_older_schema_is_migrated_on_open(tmp_path: Path):
+    Library.init(tmp_path / "l").close()
+    with sqlite3.connect(tmp_path / "l" / "ledger.db") as db:  # make it look like schema 2
+        db.execute("ALTER TABLE works DROP COLUMN text_source_sha256")
+        db.execute("UPDATE meta SET value='2' WHERE key='schema_version'")
+    lib = Library.open(tmp_path / "l")
+    lib.close()
+    with sqlite3.connect(tmp_path / "l" / "ledger.db") as db:
+        cols = {r[1] for r in db.execute("PRAGMA table_info(works)")}
+        version = db.execute("select value from meta where key='schema_version'").fetchone()[0]
+    assert "text_source_sha256" in cols and version == "3"

@@ -124,6 +124,7 @@ class Auditor:
         self.min_words = min_words
         self.workers = workers
         self.boilerplate_df = boilerplate_df
+        # progress: a callable giving a progress bar for a named phase (or None for silence).
         self.progress = progress
         # Texts of the whole works list: a hash shared by several listed works is boilerplate
         # even when only one work is being looked up (`copytrail where`).
@@ -198,7 +199,9 @@ class Auditor:
         fps = self.lib.fingerprints
         df_texts = sorted(set(self.df_work_texts or []) | {s for _, s in work_texts})
         computed = fps.ensure(
-            {s for _, s in scope} | set(df_texts), workers=self.workers, progress=self.progress
+            {s for _, s in scope} | set(df_texts),
+            workers=self.workers,
+            progress=self.progress("fingerprinting") if self.progress else None,
         )
         self.stats["texts_fingerprinted_now"] = computed
         registry = fps.registry()
@@ -301,6 +304,9 @@ class Auditor:
             self.workers if len(tasks) > 4 and self.lib.store.shareable_across_processes else 1
         )
         results: dict[tuple[str, str], dict] = {}
+        bar = self.progress("aligning candidates") if self.progress else None
+        if bar:
+            bar.start(len(pairs))
         for batch in eng.map_unordered(
             align_task,
             tasks,
@@ -310,6 +316,10 @@ class Auditor:
         ):
             for r in batch:
                 results[(r["work_text"], r["copy_text"])] = r
+            if bar:
+                bar.advance(len(batch))
+        if bar:
+            bar.finish()
         copies_by_text: dict[str, list[int]] = defaultdict(list)
         for cid, sha in scope:
             copies_by_text[sha].append(cid)

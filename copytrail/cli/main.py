@@ -519,7 +519,7 @@ def audit(
             workers=workers,
             boilerplate_df=boilerplate_df,
             boilerplate=[str(b) for b in boilerplate or []],
-            progress=RichCountProgress("fingerprinting"),
+            progress=RichCountProgress,
         )
     if json_out:
         return emit_json(s)

@@ -90,7 +90,7 @@ class RichCountProgress:
             TextColumn("[bold]{task.description}"),
             BarColumn(),
             TextColumn("{task.completed}/{task.total}"),
-            TextColumn("texts"),
+            TextColumn("items"),
             TimeElapsedColumn(),
             TextColumn("ETA"),
             TimeRemainingColumn(),

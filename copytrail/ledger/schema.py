@@ -17,7 +17,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-SCHEMA_VERSION = 2  # 2: works lists, audits, matches
+SCHEMA_VERSION = 3  # 2: works lists, audits, matches; 3: works.text_source_sha256
 
 metadata = MetaData()
 
