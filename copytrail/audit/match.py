@@ -20,7 +20,7 @@ from sqlalchemy import and_, select
 
 from copytrail.audit import metadata as meta_match
 from copytrail.audit.align import Tokenized, align, char_spans
-from copytrail.engine.local import LocalEngine
+from copytrail.engine.local import map_with_store, worker_store
 from copytrail.fingerprint import hashing
 from copytrail.fingerprint.normalize import words
 from copytrail.ledger.records import dataset_label
@@ -64,24 +64,13 @@ class Match:
 
 
 # ---- alignment in workers ---------------------------------------------------------------------
-_STORE: BlobStore | None = None
-
-
-def _init(store: BlobStore) -> None:
-    global _STORE
-    _STORE = store
-
-
 def _text(store: BlobStore, sha: str) -> str:
     return store.get(sha).decode("utf-8", errors="replace")
 
 
-def align_task(
-    task: tuple[str, list[int], list[str]], store: BlobStore | None = None
-) -> list[dict]:
+def align_task(task: tuple[str, list[int], list[str]]) -> list[dict]:
     """Align one work text with its candidate copy texts."""
-    store = store or _STORE
-    assert store is not None
+    store = worker_store()
     work_sha, distinctive, copy_shas = task
     work = Tokenized.of(_text(store, work_sha))
     dist = np.array(sorted(distinctive), dtype=np.int64)
@@ -300,20 +289,12 @@ class Auditor:
         for wt, ct in pairs:
             by_work_text[wt].append(ct)
         tasks = [(wt, distinctive.get(wt, []), cts) for wt, cts in by_work_text.items()]
-        eng = LocalEngine(
-            self.workers if len(tasks) > 4 and self.lib.store.shareable_across_processes else 1
-        )
+        workers = self.workers if len(tasks) > 4 else 1
         results: dict[tuple[str, str], dict] = {}
         bar = self.progress("aligning candidates") if self.progress else None
         if bar:
             bar.start(len(pairs))
-        for batch in eng.map_unordered(
-            align_task,
-            tasks,
-            initializer=_init,
-            initargs=(self.lib.store,),
-            inline_args=(self.lib.store,),
-        ):
+        for batch in map_with_store(align_task, tasks, self.lib.store, workers):
             for r in batch:
                 results[(r["work_text"], r["copy_text"])] = r
             if bar:

@@ -28,13 +28,14 @@ class LocalEngine:
         tasks: Iterable[Any],
         initializer: Callable[..., None] | None = None,
         initargs: tuple = (),
-        inline_args: tuple = (),
     ) -> Iterator[R]:
-        """fn(task) for every task, results as they finish. With one worker, runs inline
-        (fn(task, *inline_args)) so there is no pickling and tracebacks stay simple."""
+        """fn(task) for every task, results as they finish. With one worker, runs inline so
+        there is no pickling and tracebacks stay simple."""
         if self.workers <= 1:
+            if initializer is not None:
+                initializer(*initargs)
             for t in tasks:
-                yield fn(t, *inline_args)
+                yield fn(t)
             return
         # spawn, not fork: the parent holds database connections and a progress thread.
         ctx = multiprocessing.get_context("spawn")
@@ -55,3 +56,35 @@ class LocalEngine:
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for f in done:
                     yield f.result()
+
+
+# ---- tasks that need the blob store ------------------------------------------------------------
+_WORKER_STORE: Any = None
+
+
+def _set_worker_store(store: Any) -> None:
+    global _WORKER_STORE
+    _WORKER_STORE = store
+
+
+def worker_store() -> Any:
+    """The blob store of the map_with_store call this task runs under (worker or inline)."""
+    if _WORKER_STORE is None:
+        raise RuntimeError("worker_store() called outside map_with_store")
+    return _WORKER_STORE
+
+
+def map_with_store(
+    fn: Callable[[Any], R], tasks: Iterable[Any], store: Any, workers: int | None = None
+) -> Iterator[R]:
+    """fn(task) for every task, results as they finish; fn reaches the store via worker_store().
+
+    A store that lives in one process (memory://) forces inline work: a worker would write to its
+    own private copy."""
+    engine = LocalEngine(workers if store.shareable_across_processes else 1)
+    if engine.workers <= 1:
+        _set_worker_store(store)
+        for t in tasks:
+            yield fn(t)
+        return
+    yield from engine.map_unordered(fn, tasks, initializer=_set_worker_store, initargs=(store,))

@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from sqlalchemy import Column, Integer, MetaData, String, Table, insert, select
 
-from copytrail.engine.local import LocalEngine
+from copytrail.engine.local import map_with_store, worker_store
 from copytrail.fingerprint import hashing
 from copytrail.fingerprint.normalize import words
 from copytrail.ledger.db import write_transaction
@@ -42,18 +42,10 @@ fingerprints = Table(
 TEXTS_PER_TASK = 32
 TEXTS_PER_BATCH = 4000
 
-_STORE: BlobStore | None = None
 
-
-def _init(store: BlobStore) -> None:
-    global _STORE
-    _STORE = store
-
-
-def fingerprint_texts(task: list[str], store: BlobStore | None = None) -> list[dict[str, Any]]:
+def fingerprint_texts(task: list[str]) -> list[dict[str, Any]]:
     """Worker: fingerprint the texts named by their SHA-256."""
-    store = store or _STORE
-    assert store is not None
+    store = worker_store()
     fps = []
     for sha in task:
         text = store.get(sha).decode("utf-8", errors="replace")
@@ -100,18 +92,11 @@ class FingerprintStore:
         tasks = [todo[i : i + TEXTS_PER_TASK] for i in range(0, len(todo), TEXTS_PER_TASK)]
         if workers is None and len(todo) < 64:
             workers = 1
-        eng = LocalEngine(workers if self.blobs.shareable_across_processes else 1)
         pending: list[dict[str, Any]] = []
         done = 0
         if progress:
             progress.start(len(todo))
-        for results in eng.map_unordered(
-            fingerprint_texts,
-            tasks,
-            initializer=_init,
-            initargs=(self.blobs,),
-            inline_args=(self.blobs,),
-        ):
+        for results in map_with_store(fingerprint_texts, tasks, self.blobs, workers):
             pending.extend(results)
             done += len(results)
             if progress:

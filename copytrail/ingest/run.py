@@ -11,10 +11,10 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from copytrail.engine.local import LocalEngine
+from copytrail.engine.local import map_with_store
 from copytrail.ingest.limits import Limits
 from copytrail.ingest.plan import Planner, discover
-from copytrail.ingest.work import init_worker, run_task
+from copytrail.ingest.work import run_task
 from copytrail.progress import NoProgress, Progress
 
 if TYPE_CHECKING:
@@ -68,7 +68,6 @@ def ingest(
     store = lib.store
     if workers is None and summary.bytes < SMALL_INPUT_BYTES and len(inputs) < 64:
         workers = 1  # starting worker processes would cost more than the work itself
-    engine = LocalEngine(workers if store.shareable_across_processes else 1)
     planner = Planner(limits, text_field)
     pending: list[dict[str, Any]] = []
     last_flush = time.monotonic()
@@ -85,13 +84,7 @@ def ingest(
 
     progress.start(summary.bytes, summary.files)
     try:
-        for records, nbytes in engine.map_unordered(
-            run_task,
-            planner.tasks(inputs),
-            initializer=init_worker,
-            initargs=(store,),
-            inline_args=(store,),
-        ):
+        for records, nbytes in map_with_store(run_task, planner.tasks(inputs), store, workers):
             errors = 0
             for r in records:
                 if r["status"] != "ok":

@@ -7,6 +7,7 @@ from typing import Any
 
 import orjson
 
+from copytrail.engine.local import worker_store
 from copytrail.ingest import formats
 from copytrail.ingest.document import (
     CopyRecord,
@@ -17,19 +18,10 @@ from copytrail.ingest.document import (
 )
 from copytrail.store.blobs import BlobStore
 
-_STORE: BlobStore | None = None
 
-
-def init_worker(store: BlobStore) -> None:
-    global _STORE
-    _STORE = store
-
-
-def run_task(task: dict[str, Any], store: BlobStore | None = None) -> tuple[list[CopyRecord], int]:
+def run_task(task: dict[str, Any]) -> tuple[list[CopyRecord], int]:
     """(copy records, bytes of input this task accounts for)."""
-    store = store or _STORE
-    assert store is not None, "init_worker was not called"
-    return _dispatch(task, store), task.get("progress", 0)
+    return _dispatch(task, worker_store()), task.get("progress", 0)
 
 
 def _read(fs_path: str) -> bytes:
