@@ -36,9 +36,15 @@ def word_ids(ws: list[bytes]) -> np.ndarray:
     table = _IDS
     if len(table) > _IDS_MAX:
         table.clear()
-    for w in set(ws).difference(table):
-        table[w] = zlib.crc32(w) | (zlib.crc32(w, 0x9E3779B9) << 32)
-    return np.array(list(map(table.__getitem__, ws)), dtype=np.uint64)
+    ids = list(map(table.get, ws))
+    if None in ids:  # words this process has not met yet (the common case is none)
+        for i, (w, v) in enumerate(zip(ws, ids, strict=True)):
+            if v is None:
+                v = table.get(w)
+                if v is None:
+                    v = table[w] = zlib.crc32(w) | (zlib.crc32(w, 0x9E3779B9) << 32)
+                ids[i] = v
+    return np.array(ids, dtype=np.uint64)
 
 
 def _mix(h: np.ndarray) -> np.ndarray:

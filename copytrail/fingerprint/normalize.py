@@ -41,13 +41,17 @@ def _fold(s: str) -> str:
     return _COMBINING.sub("", s)
 
 
-def _folded_parts(part: bytes, cache: dict[bytes, list[bytes]]) -> list[bytes]:
+_FOLDED: dict[bytes, list[bytes]] = {}  # runs seen before, shared by every text a process reads
+
+
+def _folded_parts(part: bytes) -> list[bytes]:
     """Words inside one space-free run that holds non-ASCII bytes (accents, curly quotes)."""
-    got = cache.get(part)
+    got = _FOLDED.get(part)
     if got is None:
-        got = cache[part] = (
-            _NON_WORD.sub(" ", _fold(part.decode("utf-8", "replace"))).encode().split()
-        )
+        if len(_FOLDED) > 1_000_000:
+            _FOLDED.clear()
+        folded = _fold(part.decode("utf-8", "replace"))
+        got = _FOLDED[part] = _NON_WORD.sub(" ", folded).encode().split()
     return got
 
 
@@ -70,11 +74,10 @@ def words(text: str) -> list[bytes]:
         return []
     high = np.flatnonzero(np.add.reduceat((arr >= 0x80).astype(np.int32), starts) > 0)
     out: list[bytes] = []
-    cache: dict[bytes, list[bytes]] = {}
     prev = 0
     for i in high.tolist():
         out.extend(parts[prev:i])
-        out.extend(_folded_parts(parts[i], cache))
+        out.extend(_folded_parts(parts[i]))
         prev = i + 1
     out.extend(parts[prev:])
     return out
