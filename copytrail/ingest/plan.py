@@ -442,7 +442,7 @@ class Planner:
                     zlib_errors(),
                     EOFError,
                     OSError,
-                    NotImplementedError,
+                    NotImplementedError,  # zipfile's answer to an unsupported compression method
                 ) as e:
                     yield {
                         "op": "refused",
