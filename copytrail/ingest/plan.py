@@ -442,7 +442,7 @@ class Planner:
                     zlib_errors(),
                     EOFError,
                     OSError,
-                    NotImplementedError,  # zipfile's answer to an unsupported compression method
+                    RuntimeError,  # zipfile: unsupported compression method, or a password needed
                 ) as e:
                     yield {
                         "op": "refused",
