@@ -622,6 +622,125 @@ class Library:
         found = auditor.run()
         return {"work": work, "copies": self._match_dicts(found, {work["id"]: work})}
 
+    def work(self, work_id: str, list_name: str | None = None) -> dict[str, Any]:
+        """One work with the matches audits recorded for it (no new matching: see `where`)."""
+        from copytrail.audit.works import find_work
+        from copytrail.ledger.schema import audits, matches
+
+        with read_connection(self.engine) as conn:
+            w = find_work(conn, work_id, list_name)
+            q = (
+                select(
+                    matches.c.audit_id,
+                    matches.c.copy_id,
+                    matches.c.method,
+                    matches.c.score,
+                    matches.c.coverage,
+                    matches.c.longest_span_words,
+                    datasets.c.name.label("dataset"),
+                    datasets.c.version,
+                    audits.c.time.label("audit_time"),
+                )
+                .select_from(
+                    matches.join(copies, copies.c.id == matches.c.copy_id)
+                    .join(datasets, datasets.c.id == copies.c.dataset_id)
+                    .join(audits, audits.c.id == matches.c.audit_id)
+                )
+                .where(matches.c.work_pk == w["id"])
+                .order_by(matches.c.audit_id, matches.c.copy_id)
+            )
+            found = []
+            for r in conn.execute(q):
+                d = r._asdict()
+                version = d.pop("version")
+                d["dataset"] = f"{d['dataset']}@{version}" if version else d["dataset"]
+                found.append(d)
+        return {**w, "matches": found}
+
+    # ---- guard: protected-text indexes, verbatim check, excerpt search ---------------------
+    def guard_index(
+        self,
+        name: str,
+        lists: list[str] | None = None,
+        datasets: list[str] | None = None,
+        all_datasets: bool = False,
+        rebuild: bool = False,
+        progress: Any = None,
+    ) -> dict[str, Any]:
+        """Build or refresh a guard index; with no scope given, refresh the saved one."""
+        from copytrail.guard import service
+
+        return service.build(self, name, lists, datasets, all_datasets, rebuild, progress)
+
+    def guards(self) -> list[dict[str, Any]]:
+        from copytrail.guard import service
+
+        return service.list_guards(self)
+
+    def guard(self, name: str) -> Any:
+        """The loaded index (memory-mapped), reloaded when a refresh replaced its manifest."""
+        from copytrail.guard.index import MANIFEST, GuardIndex
+        from copytrail.guard.service import guard_root
+
+        path = guard_root(self) / name
+        try:
+            stamp = (path / MANIFEST).stat().st_mtime_ns
+        except FileNotFoundError:
+            stamp = None
+        cache = self.__dict__.setdefault("_guards", {})
+        hit = cache.get(name)
+        if hit is None or hit[0] != stamp:
+            hit = cache[name] = (stamp, GuardIndex.open(path))
+        return hit[1]
+
+    def forget_guard(self, name: str) -> None:
+        self.__dict__.get("_guards", {}).pop(name, None)
+
+    def check(self, text: str, guard: str, min_words: int = 50) -> dict[str, Any]:
+        """Spans of `text` that reproduce indexed text verbatim for min_words words or more."""
+        from copytrail.guard import service
+
+        return service.check_text(self, text, guard, min_words)
+
+    def check_stream(self, guard: str, min_words: int = 50) -> Any:
+        """A check fed piece by piece (`feed(piece)`, then `finish()`), each answered at once."""
+        from copytrail.guard.service import CheckSession
+
+        return CheckSession(self, guard, min_words)
+
+    def search(
+        self,
+        phrase: str,
+        datasets: list[str] | None = None,
+        guards: list[str] | None = None,
+        limit: int = 100,
+    ) -> dict[str, Any]:
+        """Every copy holding the exact phrase, with counts and snippets."""
+        from copytrail.guard import service
+
+        return service.search(self, phrase, datasets, guards, limit)
+
+    # ---- HTTP API keys -----------------------------------------------------------------------
+    def add_key(self, name: str, role: str) -> dict[str, Any]:
+        from copytrail.server import keys
+
+        return keys.add_key(self.engine, name, role, self.actor)
+
+    def keys(self) -> list[dict[str, Any]]:
+        from copytrail.server import keys
+
+        return keys.list_keys(self.engine)
+
+    def revoke_key(self, name: str) -> dict[str, Any]:
+        from copytrail.server import keys
+
+        return keys.revoke_key(self.engine, name)
+
+    def authenticate(self, key: str) -> dict[str, Any] | None:
+        from copytrail.server import keys
+
+        return keys.authenticate(self.engine, key)
+
     # ---- integrity -------------------------------------------------------------------------
     def checkpoint(self) -> dict[str, Any]:
         with write_transaction(self.engine) as conn:

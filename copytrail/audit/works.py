@@ -13,7 +13,7 @@ import orjson
 from sqlalchemy import Connection, delete, func, insert, select, update
 
 from copytrail.canonical import canonical_json
-from copytrail.errors import InvalidInput
+from copytrail.errors import InvalidInput, NotFound
 from copytrail.ingest.document import process_document
 from copytrail.ingest.isbn import normalize_isbn
 from copytrail.ledger.events import EventWriter, utc_now
@@ -231,7 +231,7 @@ def find_work(conn: Connection, work_id: str, list_name: str | None) -> dict[str
         q = q.where(works_lists.c.name == list_name)
     rows = conn.execute(q).all()
     if not rows:
-        raise InvalidInput(
+        raise NotFound(
             f"no work {work_id!r}"
             + (f" in list {list_name!r}" if list_name else "")
             + "; see `copytrail works ls --list NAME`"

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
+from copytrail.cli.guard_cmds import register as register_guard_commands
 from copytrail.cli.render import emit_json, emit_json_lines, err, human_bytes, out, table
 from copytrail.errors import CopytrailError
 from copytrail.ledger.records import SOURCE_KINDS
@@ -677,6 +678,9 @@ def verify(
             "[green]library intact[/]" if r.ok else f"[red]{r.problem_count} problems found[/]"
         )
     raise typer.Exit(0 if r.ok else 1)
+
+
+register_guard_commands(app, _lib)
 
 
 def main() -> None:

@@ -53,13 +53,20 @@ class RichIngestProgress:
 
 
 class RichPhaseProgress:
-    """For verify: one bar per phase (events, blobs), created when the phase starts."""
+    """One bar per phase (verify: events, blobs; guard index: reading texts, sorting), created
+    when the phase starts. `in_bytes` shows sizes and MB/s instead of counts."""
 
-    def __init__(self) -> None:
+    def __init__(self, verb: str = "checking", in_bytes: bool = False) -> None:
+        amount = (
+            [DownloadColumn(), TransferSpeedColumn()]
+            if in_bytes
+            else [TextColumn("{task.completed}/{task.total}")]
+        )
+        self.verb = verb
         self._p = Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
-            TextColumn("{task.completed}/{task.total}"),
+            *amount,
             TimeElapsedColumn(),
             TimeRemainingColumn(),
             console=err,
@@ -76,7 +83,7 @@ class RichPhaseProgress:
 
     def __call__(self, phase: str, advance: int, total: int | None) -> None:
         if phase not in self._tasks:
-            self._tasks[phase] = self._p.add_task(f"checking {phase}", total=total)
+            self._tasks[phase] = self._p.add_task(f"{self.verb} {phase}".strip(), total=total)
         elif total is not None:
             self._p.update(self._tasks[phase], total=total)
         self._p.update(self._tasks[phase], advance=advance)

@@ -17,7 +17,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-SCHEMA_VERSION = 3  # 2: works lists, audits, matches; 3: works.text_source_sha256
+SCHEMA_VERSION = 4  # 2: works lists, audits, matches; 3: works.text_source_sha256; 4: api_keys
 
 metadata = MetaData()
 
@@ -180,3 +180,18 @@ matches = Table(
 )
 Index("ix_matches_work", matches.c.work_pk)
 Index("ix_matches_copy", matches.c.copy_id)
+
+# HTTP API keys. Only a SHA-256 of each key is kept: keys are 256-bit random strings, so a fast
+# hash is enough (there is no password to guess), and a stolen ledger gives no usable key.
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("role", String(16), nullable=False),  # checker | auditor | admin
+    Column("key_sha256", String(64), nullable=False, unique=True),
+    Column("prefix", String(16), nullable=False),  # first characters, to recognise a key
+    Column("created", String(40), nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("revoked", String(40)),
+)

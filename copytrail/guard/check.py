@@ -1,0 +1,263 @@
+"""Verbatim check: which stretches of a text occur word for word in a guard index.
+
+The text's normalised words are matched against each segment's suffix array. Only anchors are
+looked up: every `stride` words, the `k` words starting there. A shared run of `min_words` words
+always contains an anchor with its k words inside the run (stride = min_words - k + 1), so no
+reportable span is missed, and a 2,000-character check costs about eight binary searches. Each
+anchor's occurrences are then extended left and right word by word, vectorised over all
+occurrences at once, which gives maximal spans and their counts.
+
+The same object serves one-shot and streaming checks: `feed` takes the next piece of text and
+only looks at the words it adds (open alignments grow, new anchors are looked up), so a server
+can stop a generation as soon as a span crosses the threshold.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from copytrail.fingerprint.hashing import word_ids
+from copytrail.fingerprint.normalize import token_spans
+from copytrail.guard.segment import UNK, Segment
+
+ANCHOR_WORDS = 8  # words looked up per anchor: rare enough that occurrences stay few
+MAX_OCCURRENCES = 20_000  # occurrences of one anchor followed word by word; more are sampled
+LONGEST_KEPT = 5  # spans under the threshold kept as "longest" evidence
+
+
+@dataclass
+class Occurrences:
+    """One stretch of the query found at one or more places in one segment."""
+
+    segment: int
+    q_start: int  # query word index, inclusive
+    q_end: int  # exclusive
+    positions: np.ndarray  # token position in the segment where each occurrence starts
+    total: int  # occurrences in the index (positions may be a sample when very common)
+    open: bool = False  # reaches the end of the text received so far, so it may still grow
+
+    @property
+    def words(self) -> int:
+        return self.q_end - self.q_start
+
+
+def _extend(tokens: np.ndarray, starts: np.ndarray, want: np.ndarray, step: int) -> np.ndarray:
+    """How many tokens match `want` walking from each start (step +1 right, -1 left)."""
+    n = len(tokens)
+    got = np.zeros(len(starts), dtype=np.int64)
+    active = np.arange(len(starts))
+    done = 0
+    chunk = 8
+    while len(active) and done < len(want):
+        c = min(chunk, len(want) - done)
+        idx = starts[active, None] + step * np.arange(done, done + c)[None, :]
+        np.clip(idx, 0, n - 1, out=idx)  # both ends of tokens are separators, never matched
+        eq = tokens[idx] == want[None, done : done + c]
+        full = eq.all(axis=1)
+        got[active] += np.where(full, c, eq.argmin(axis=1))
+        active = active[full]
+        done += c
+        chunk = min(chunk * 4, 512)
+    return got
+
+
+class SegmentMatcher:
+    """Matching state of one text (growing as it streams) against one segment."""
+
+    def __init__(self, seg: Segment, seg_no: int, min_words: int) -> None:
+        self.seg = seg
+        self.seg_no = seg_no
+        self.k = max(1, min(ANCHOR_WORDS, min_words))
+        self.stride = max(1, min_words - self.k + 1)
+        self.q = np.zeros(0, dtype=np.uint32)
+        self.next_anchor = 0
+        self.open: list[Occurrences] = []
+        self.closed: list[Occurrences] = []
+        self._covering: dict[int, Occurrences] = {}  # alignment (position - word index) -> run
+
+    def feed(self, ids: np.ndarray) -> list[Occurrences]:
+        """Add words; return the runs that changed (grew or were found)."""
+        start = len(self.q)
+        self.q = np.concatenate((self.q, ids.astype(np.uint32)))
+        changed = self._grow_open(start) if len(ids) else []
+        while self.next_anchor + self.k <= len(self.q):
+            changed.extend(self._anchor(self.next_anchor))
+            self.next_anchor += self.stride
+        return changed
+
+    def finish(self) -> None:
+        """The text is complete: a last anchor covers its tail, then nothing stays open."""
+        last = len(self.q) - self.k
+        if last >= 0 and self.next_anchor - self.stride < last:
+            self._anchor(last)
+        self.closed.extend(self.open)
+        for o in self.open:
+            o.open = False
+        self.open = []
+
+    @property
+    def runs(self) -> list[Occurrences]:
+        return self.closed + self.open
+
+    def _grow_open(self, old_len: int) -> list[Occurrences]:
+        still_open: list[Occurrences] = []
+        changed: list[Occurrences] = []
+        want = self.q[old_len:]
+        for run in self.open:
+            got = _extend(self.seg.tokens, run.positions + run.words, want, +1)
+            for length in np.unique(got).tolist():
+                sel = run.positions[got == length]
+                part = Occurrences(
+                    self.seg_no,
+                    run.q_start,
+                    run.q_end + length,
+                    sel,
+                    run.total if len(sel) == len(run.positions) else len(sel),
+                    open=length == len(want),
+                )
+                (still_open if part.open else self.closed).append(part)
+                changed.append(part)
+                for d in (sel - part.q_start).tolist():
+                    self._covering[d] = part
+        self.open = still_open
+        return changed
+
+    def _anchor(self, i: int) -> list[Occurrences]:
+        pattern = self.q[i : i + self.k]
+        if (pattern == UNK).any():
+            return []  # a word the index has never seen: nothing can match here
+        lo, hi = self.seg.sa_range(pattern)
+        if lo == hi:
+            return []
+        total = hi - lo
+        length = self.k
+        while hi - lo > MAX_OCCURRENCES and i + length < len(self.q):
+            # Very common words: narrow with a longer stretch before following occurrences.
+            length = min(len(self.q) - i, length * 2)
+            lo2, hi2 = self.seg.sa_range(self.q[i : i + length])
+            if lo2 == hi2:
+                break
+            lo, hi = lo2, hi2
+        positions = np.sort(np.asarray(self.seg.sa[lo : min(hi, lo + MAX_OCCURRENCES)], np.int64))
+        # Alignments an earlier anchor already followed past this word are not followed again.
+        known = [
+            (r := self._covering.get(d)) is not None and r.q_start <= i < r.q_end
+            for d in (positions - i).tolist()
+        ]
+        positions = positions[~np.array(known, dtype=bool)]
+        if not len(positions):
+            return []
+        tokens = self.seg.tokens
+        right = self.k + _extend(tokens, positions + self.k, self.q[i + self.k :], +1)
+        left = _extend(tokens, positions - 1, self.q[:i][::-1], -1)
+        found: list[Occurrences] = []
+        keys = np.stack((left, right), axis=1)
+        for lft, rgt in np.unique(keys, axis=0).tolist():
+            sel = positions[(left == lft) & (right == rgt)] - lft
+            run = Occurrences(
+                self.seg_no,
+                i - lft,
+                i + rgt,
+                sel,
+                total if len(sel) == len(positions) == total else len(sel),
+                open=i + rgt == len(self.q),
+            )
+            (self.open if run.open else self.closed).append(run)
+            found.append(run)
+            for d in (sel - run.q_start).tolist():
+                self._covering[d] = run
+        return found
+
+
+@dataclass
+class QueryWords:
+    """Normalised words of the text received so far, with character offsets."""
+
+    hashes: list[np.ndarray] = field(default_factory=list)
+    starts: list[np.ndarray] = field(default_factory=list)
+    ends: list[np.ndarray] = field(default_factory=list)
+    count: int = 0
+
+    def add(self, hashes: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> None:
+        self.hashes.append(hashes)
+        self.starts.append(starts)
+        self.ends.append(ends)
+        self.count += len(hashes)
+
+    def offsets(self) -> tuple[np.ndarray, np.ndarray]:
+        if len(self.starts) > 1:
+            self.starts = [np.concatenate(self.starts)]
+            self.ends = [np.concatenate(self.ends)]
+        if not self.starts:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        return self.starts[0], self.ends[0]
+
+
+class StreamWords:
+    """Cuts streamed text into words without splitting one across pieces: the last word of a
+    piece (and an end-of-line hyphen after it) waits for the next piece or the end."""
+
+    def __init__(self) -> None:
+        self.pending = ""
+        self.base = 0  # character offset of `pending` in the whole stream
+
+    def feed(self, piece: str, final: bool = False) -> tuple[list[bytes], np.ndarray, np.ndarray]:
+        text = self.pending + piece
+        ws, starts, ends = token_spans(text)
+        keep = len(ws) if final else max(0, len(ws) - 1)
+        cut = int(starts[keep]) if keep < len(ws) else len(text)
+        out = (ws[:keep], starts[:keep] + self.base, ends[:keep] + self.base)
+        self.pending = text[cut:]
+        self.base += cut
+        return out
+
+    @property
+    def consumed(self) -> int:
+        return self.base
+
+
+class Check:
+    """A verbatim check of one text against every segment of one guard index."""
+
+    def __init__(self, segments: list[Segment], min_words: int) -> None:
+        if min_words < 1:
+            raise ValueError("min_words must be at least 1")
+        self.min_words = min_words
+        self.matchers = [SegmentMatcher(s, n, min_words) for n, s in enumerate(segments)]
+        self.words = QueryWords()
+        self._stream = StreamWords()
+        self.finished = False
+
+    def feed(self, piece: str) -> list[Occurrences]:
+        """Add the next piece of the text; return the runs it created or grew."""
+        return self._add(*self._stream.feed(piece))
+
+    def finish(self) -> list[Occurrences]:
+        changed = self._add(*self._stream.feed("", final=True))
+        for m in self.matchers:
+            m.finish()
+        self.finished = True
+        return changed
+
+    def _add(self, ws: list[bytes], starts: np.ndarray, ends: np.ndarray) -> list[Occurrences]:
+        if not ws:
+            return []
+        hashes = word_ids(ws)
+        self.words.add(hashes, starts, ends)
+        changed: list[Occurrences] = []
+        for m in self.matchers:
+            changed.extend(m.feed(m.seg.to_ids(hashes)))
+        return changed
+
+    def runs(self) -> list[Occurrences]:
+        return [r for m in self.matchers for r in m.runs]
+
+    def spans(self) -> list[Occurrences]:
+        """Runs of at least min_words words, longest first."""
+        out = [r for r in self.runs() if r.words >= self.min_words]
+        return sorted(out, key=lambda r: (-r.words, r.q_start))
+
+    def longest(self, n: int = LONGEST_KEPT) -> list[Occurrences]:
+        return sorted(self.runs(), key=lambda r: (-r.words, r.q_start))[:n]

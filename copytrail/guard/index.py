@@ -1,0 +1,204 @@
+"""A named guard index: a directory of immutable segments and a manifest naming the live ones.
+
+Refreshing adds one segment for texts not yet indexed and rewrites the segments holding texts that
+left the scope (deleted copies, removed works) from their own tokens, so a deleted copy's words
+leave the index without re-reading any text. When segments pile up they are merged. The manifest
+is replaced atomically and old segments are removed after it, so a reader or a killed refresh only
+ever sees a complete index.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from copytrail.errors import InvalidInput, NotFound
+from copytrail.fingerprint.hashing import word_ids
+from copytrail.fingerprint.normalize import token_spans
+from copytrail.guard.check import Check
+from copytrail.guard.segment import (
+    MARK_EVERY,
+    IndexedText,
+    Segment,
+    build_segment,
+    remove_tree,
+    segment_texts,
+)
+
+FORMAT = 1
+MANIFEST = "manifest.json"
+MAX_SEGMENTS = 8  # past this many, a refresh merges them all into one
+TextLoader = Callable[[str], str]
+Progress = Callable[[str, int, int | None], None]
+
+
+def index_text(sha: str, text: str) -> IndexedText:
+    ws, starts, _ends = token_spans(text)
+    return IndexedText(sha, word_ids(ws), np.asarray(starts[::MARK_EVERY], np.int64))
+
+
+@dataclass
+class RefreshResult:
+    added: int
+    removed: int
+    merged: bool
+    seconds: float
+
+
+class GuardIndex:
+    def __init__(self, path: Path, manifest: dict[str, Any], segments: list[Segment]) -> None:
+        self.path = path
+        self.manifest = manifest
+        self.segments = segments
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @classmethod
+    def open(cls, path: Path) -> GuardIndex:
+        mf = path / MANIFEST
+        if not mf.exists():
+            raise NotFound(
+                f"no guard index {path.name!r}; build it with: copytrail guard index "
+                f"{path.name} --list WORKS_LIST (or --dataset D, or --all)"
+            )
+        manifest = json.loads(mf.read_text())
+        if manifest.get("format") != FORMAT:
+            raise InvalidInput(
+                f"guard index {path.name!r} has format {manifest.get('format')}, this "
+                f"copytrail reads {FORMAT}; rebuild it: copytrail guard index {path.name} --rebuild"
+            )
+        return cls(path, manifest, [Segment.load(path / s) for s in manifest["segments"]])
+
+    # ---- facts -------------------------------------------------------------------------------
+    def texts(self) -> set[str]:
+        return {sha for s in self.segments for sha in s.doc_shas}
+
+    def stats(self) -> dict[str, Any]:
+        tokens = sum(s.token_count for s in self.segments)
+        size = sum(s.bytes_on_disk for s in self.segments)
+        return {
+            "name": self.name,
+            "scope": self.manifest.get("scope", {}),
+            "texts": sum(len(s.doc_shas) for s in self.segments),
+            "tokens": tokens,
+            "segments": len(self.segments),
+            "bytes": size,
+            "bytes_per_token": round(size / tokens, 3) if tokens else None,
+            "updated": self.manifest.get("updated"),
+        }
+
+    # ---- queries -----------------------------------------------------------------------------
+    def check(self, min_words: int) -> Check:
+        return Check(self.segments, min_words)
+
+    def phrase_positions(self, phrase: str) -> Iterator[tuple[int, np.ndarray]]:
+        """(segment number, token positions) of every occurrence of the phrase."""
+        ws, _s, _e = token_spans(phrase)
+        if not ws:
+            raise InvalidInput("the phrase has no words; search for words, e.g. 'it was the best'")
+        hashes = word_ids(ws)
+        for n, seg in enumerate(self.segments):
+            ids = seg.to_ids(hashes)
+            lo, hi = seg.sa_range(ids)
+            if hi > lo:
+                yield n, np.sort(np.asarray(seg.sa[lo:hi], np.int64))
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    path.mkdir(parents=True, exist_ok=True)
+    with open(path / ".lock", "a+") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)  # one refresh at a time; readers never wait
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def refresh(
+    path: Path,
+    scope: dict[str, Any],
+    wanted: dict[str, int],
+    load_text: TextLoader,
+    rebuild: bool = False,
+    progress: Progress | None = None,
+) -> RefreshResult:
+    """Make the index at `path` hold exactly the texts in `wanted` (SHA-256 -> size in bytes).
+
+    New texts are read with `load_text`, in SHA-256 order so the same library state always gives
+    the same segment.
+    """
+    t0 = time.perf_counter()
+    with _locked(path):
+        for leftover in path.glob(".tmp-*"):  # from a refresh killed before its rename
+            remove_tree(leftover)
+        old: list[Segment] = []
+        if (path / MANIFEST).exists() and not rebuild:
+            try:
+                old = GuardIndex.open(path).segments
+            except InvalidInput:
+                old = []
+        have = {sha for s in old for sha in s.doc_shas}
+        removed = have - wanted.keys()
+        added = sorted(wanted.keys() - have)
+        segments: list[Segment] = []
+        for seg in old:
+            gone = removed.intersection(seg.doc_shas)
+            if not gone:
+                segments.append(seg)
+                continue
+            keep = set(seg.doc_shas) - gone
+            if keep:
+                segments.append(Segment.load(build_segment(path, segment_texts(seg, keep))))
+        if added:
+            total = sum(wanted[s] for s in added)
+            if progress:
+                progress("reading texts", 0, total)
+
+            def fresh() -> Iterator[IndexedText]:
+                for sha in added:
+                    yield index_text(sha, load_text(sha))
+                    if progress:
+                        progress("reading texts", wanted[sha], total)
+
+            segments.append(Segment.load(build_segment(path, fresh(), progress)))
+        merged = False
+        if len(segments) > MAX_SEGMENTS:
+            keep_all = {sha for s in segments for sha in s.doc_shas}
+            merged_texts = (t for s in segments for t in segment_texts(s, keep_all))
+            segments = [Segment.load(build_segment(path, merged_texts))]
+            merged = True
+        _write_manifest(path, scope, segments)
+        live = {s.name for s in segments}
+        for d in path.glob("seg-*"):
+            if d.name not in live:
+                remove_tree(d)
+    return RefreshResult(len(added), len(removed), merged, time.perf_counter() - t0)
+
+
+def _write_manifest(path: Path, scope: dict[str, Any], segments: list[Segment]) -> None:
+    from copytrail.ledger.events import utc_now
+
+    manifest = {
+        "format": FORMAT,
+        "scope": scope,
+        "segments": [s.name for s in segments],
+        "updated": utc_now(),
+    }
+    tmp = path / f".tmp-{MANIFEST}"
+    with open(tmp, "w") as f:
+        json.dump(manifest, f, indent=2)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path / MANIFEST)

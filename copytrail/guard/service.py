@@ -1,0 +1,414 @@
+"""Guard indexes as the Library sees them: which texts a scope covers, building and refreshing,
+and turning raw matches into evidence (works, copies, character offsets, snippets)."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections import OrderedDict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from sqlalchemy import and_, select
+
+from copytrail.errors import InvalidInput, NotFound
+from copytrail.fingerprint.normalize import token_spans
+from copytrail.guard.check import Check, Occurrences
+from copytrail.guard.index import GuardIndex, Progress, refresh
+from copytrail.guard.segment import MARK_EVERY, Segment
+from copytrail.ledger.db import read_connection, write_transaction
+from copytrail.ledger.events import EventWriter
+from copytrail.ledger.schema import copies, datasets, matches, works, works_lists
+
+if TYPE_CHECKING:
+    from copytrail.library import Library
+
+DEFAULT_MIN_WORDS = 50
+MAX_SOURCES = 5  # places listed per span; the occurrence count is always given
+HOLDERS_LISTED = 10  # copies listed per indexed text
+SNIPPET_CHARS = 80  # context either side of a search hit
+EXCERPT_CHARS = 300  # of the checked text, per span
+
+
+def guard_root(lib: Library) -> Path:
+    return lib.path / "guard"
+
+
+def _valid_name(name: str) -> str:
+    if not name or not all(c.isalnum() or c in "-_." for c in name) or name.startswith("."):
+        raise InvalidInput(
+            f"guard name {name!r} must be letters, digits, '-', '_' or '.', e.g. 'protected'"
+        )
+    return name
+
+
+def scope_texts(lib: Library, scope: dict[str, Any]) -> dict[str, int]:
+    """SHA-256 -> size of every text the scope covers: readable copies of its datasets and the
+    reference texts of its works lists. A text held by several copies is indexed once."""
+    wanted: dict[str, int] = {}
+    with read_connection(lib.engine) as conn:
+        if scope.get("all") or scope.get("datasets"):
+            q = select(copies.c.text_sha256, copies.c.text_size).where(
+                and_(copies.c.status == "ok", copies.c.text_sha256.is_not(None))
+            )
+            if not scope.get("all"):
+                ids = [lib._dataset_id(conn, d) for d in scope["datasets"]]
+                q = q.where(copies.c.dataset_id.in_(ids))
+            for sha, size in conn.execute(q):
+                wanted[sha] = size or 0
+        for name in scope.get("lists") or []:
+            list_id = conn.execute(
+                select(works_lists.c.id).where(works_lists.c.name == name)
+            ).scalar()
+            if list_id is None:
+                raise NotFound(f"no works list {name!r}; see `copytrail works ls`")
+            q = select(works.c.text_sha256).where(
+                and_(works.c.list_id == list_id, works.c.text_sha256.is_not(None))
+            )
+            for (sha,) in conn.execute(q):
+                wanted.setdefault(sha, 0)
+    return wanted
+
+
+def build(
+    lib: Library,
+    name: str,
+    lists: list[str] | None = None,
+    dataset_refs: list[str] | None = None,
+    all_datasets: bool = False,
+    rebuild: bool = False,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Build or refresh guard index `name`. Without a scope, the saved scope is refreshed."""
+    path = guard_root(lib) / _valid_name(name)
+    if lists or dataset_refs or all_datasets:
+        scope = {"lists": sorted(lists or []), "datasets": sorted(dataset_refs or [])}
+        if all_datasets:
+            scope = {"lists": scope["lists"], "all": True}
+    elif (path / "manifest.json").exists():
+        scope = GuardIndex.open(path).manifest["scope"]
+    else:
+        raise InvalidInput(
+            f"guard index {name!r} does not exist yet; say what it protects: "
+            "--list WORKS_LIST, --dataset D (repeatable) or --all"
+        )
+    wanted = scope_texts(lib, scope)
+    if not wanted:
+        raise InvalidInput(
+            "the scope holds no text to index (no readable copies, no works with a text "
+            "column); ingest or import works first"
+        )
+
+    def load_text(sha: str) -> str:
+        return lib.store.get(sha).decode("utf-8")
+
+    result = refresh(path, scope, wanted, load_text, rebuild=rebuild, progress=progress)
+    index = GuardIndex.open(path)
+    stats = index.stats()
+    listed = hashlib.sha256("\n".join(sorted(index.texts())).encode()).hexdigest()
+    with write_transaction(lib.engine) as conn:
+        ev = EventWriter(conn, lib.actor)
+        seq = ev.append(
+            "produced",
+            {"guard": name},
+            {
+                "artifact": "guard-index",
+                "scope": scope,
+                "texts": stats["texts"],
+                "tokens": stats["tokens"],
+                "texts_sha256": listed,
+                "added": result.added,
+                "removed": result.removed,
+            },
+        )
+        ev.flush()
+    lib.forget_guard(name)
+    return {
+        **stats,
+        "added": result.added,
+        "removed": result.removed,
+        "merged": result.merged,
+        "seconds": round(result.seconds, 3),
+        "texts_sha256": listed,
+        "event_seq": seq,
+    }
+
+
+def list_guards(lib: Library) -> list[dict[str, Any]]:
+    root = guard_root(lib)
+    out = []
+    for d in sorted(root.glob("*")) if root.exists() else []:
+        if (d / "manifest.json").exists():
+            out.append(GuardIndex.open(d).stats())
+    return out
+
+
+class TextCache:
+    """Recently read texts, bounded by total characters, so repeated hits on one book do not
+    decompress it again."""
+
+    def __init__(self, lib: Library, max_chars: int = 256 * 1024 * 1024) -> None:
+        self.lib = lib
+        self.max_chars = max_chars
+        self._texts: OrderedDict[str, str] = OrderedDict()
+        self._size = 0
+
+    def get(self, sha: str) -> str:
+        text = self._texts.get(sha)
+        if text is not None:
+            self._texts.move_to_end(sha)
+            return text
+        text = self.lib.store.get(sha).decode("utf-8")
+        self._texts[sha] = text
+        self._size += len(text)
+        while self._size > self.max_chars and len(self._texts) > 1:
+            _k, old = self._texts.popitem(last=False)
+            self._size -= len(old)
+        return text
+
+
+class Evidence:
+    """Turns segment positions into places a person can look up: the text's SHA-256, the copies
+    and works that hold it, and character offsets into it."""
+
+    def __init__(self, lib: Library, index: GuardIndex, dataset_ids: list[int] | None = None):
+        self.lib = lib
+        self.index = index
+        self.dataset_ids = dataset_ids
+        self.texts = TextCache(lib)
+        self._holders: dict[str, dict[str, Any]] = {}
+
+    def char_span(self, seg: Segment, doc: int, word: int, n_words: int) -> tuple[int, int]:
+        """Character offsets of words [word, word + n_words) of a text, read from a window
+        between two stored marks rather than the whole text."""
+        text = self.texts.get(seg.doc_shas[doc])
+        marks = seg.text_marks(doc)
+        first, last = word // MARK_EVERY, (word + n_words - 1) // MARK_EVERY + 1
+        c0 = int(marks[first])
+        c1 = int(marks[last]) if last < len(marks) else len(text)
+        _ws, starts, ends = token_spans(text[c0:c1])
+        rel = word - first * MARK_EVERY
+        return c0 + int(starts[rel]), c0 + int(ends[rel + n_words - 1])
+
+    def holders(self, sha: str) -> dict[str, Any]:
+        """Copies (readable, in scope) and works whose text this is, and works an audit matched
+        those copies to."""
+        got = self._holders.get(sha)
+        if got is not None:
+            return got
+        with read_connection(self.lib.engine) as conn:
+            q = (
+                select(
+                    copies.c.id,
+                    copies.c.title,
+                    copies.c.path,
+                    datasets.c.name,
+                    datasets.c.version,
+                )
+                .join(datasets, datasets.c.id == copies.c.dataset_id)
+                .where(and_(copies.c.text_sha256 == sha, copies.c.status == "ok"))
+                .order_by(copies.c.id)
+            )
+            if self.dataset_ids is not None:
+                q = q.where(copies.c.dataset_id.in_(self.dataset_ids))
+            rows = conn.execute(q.limit(HOLDERS_LISTED + 1)).all()
+            copy_list = [
+                {
+                    "id": r.id,
+                    "dataset": f"{r.name}@{r.version}" if r.version else r.name,
+                    "title": r.title,
+                    "path": r.path,
+                }
+                for r in rows[:HOLDERS_LISTED]
+            ]
+            wq = (
+                select(works.c.work_id, works.c.title, works_lists.c.name)
+                .join(works_lists)
+                .where(works.c.text_sha256 == sha)
+            )
+            found = {(r.name, r.work_id): r.title for r in conn.execute(wq)}
+            if copy_list:
+                mq = (
+                    select(works.c.work_id, works.c.title, works_lists.c.name)
+                    .select_from(matches.join(works, works.c.id == matches.c.work_pk))
+                    .join(works_lists)
+                    .where(
+                        and_(
+                            matches.c.copy_id.in_([c["id"] for c in copy_list]),
+                            matches.c.method.in_(["exact", "near_duplicate"]),
+                        )
+                    )
+                )
+                for r in conn.execute(mq):
+                    found.setdefault((r.name, r.work_id), r.title)
+        got = {
+            "copies": copy_list,
+            "more_copies": len(rows) > HOLDERS_LISTED,
+            "works": [{"list": k[0], "id": k[1], "title": t} for k, t in sorted(found.items())],
+        }
+        self._holders[sha] = got
+        return got
+
+    def run(self, run: Occurrences, words: Any, query: str | None) -> dict[str, Any]:
+        seg = self.index.segments[run.segment]
+        starts, ends = words.offsets()
+        q0, q1 = int(starts[run.q_start]), int(ends[run.q_end - 1])
+        places = []
+        seen: set[int] = set()
+        docs = seg.doc_of(run.positions)
+        for pos, doc in zip(run.positions.tolist(), docs.tolist(), strict=True):
+            if doc in seen:
+                continue
+            seen.add(doc)
+            word = pos - int(seg.doc_starts[doc])
+            c0, c1 = self.char_span(seg, doc, word, run.words)
+            sha = seg.doc_shas[doc]
+            places.append(
+                {"text_sha256": sha, "word": word, "start": c0, "end": c1, **self.holders(sha)}
+            )
+            if len(places) >= MAX_SOURCES:
+                break
+        out: dict[str, Any] = {
+            "start": q0,
+            "end": q1,
+            "words": run.words,
+            "occurrences": run.total,
+            "sources": places,
+        }
+        if query is not None:
+            excerpt = query[q0:q1]
+            out["excerpt"] = (
+                excerpt if len(excerpt) <= EXCERPT_CHARS else excerpt[:EXCERPT_CHARS] + "…"
+            )
+        return out
+
+
+class CheckSession:
+    """One check, one-shot or streamed: `feed` pieces, `finish` at the end. Each call answers
+    with the spans that crossed the threshold so far."""
+
+    def __init__(self, lib: Library, guard: str, min_words: int = DEFAULT_MIN_WORDS) -> None:
+        if min_words < 1:
+            raise InvalidInput("--min-words must be at least 1")
+        self.index = lib.guard(guard)
+        self.evidence = Evidence(lib, self.index)
+        self.min_words = min_words
+        self.check: Check = self.index.check(min_words)
+        self.received: list[str] = []
+        self.elapsed = 0.0
+
+    def feed(self, piece: str) -> dict[str, Any]:
+        t0 = time.perf_counter()
+        self.received.append(piece)
+        changed = self.check.feed(piece)
+        self.elapsed += time.perf_counter() - t0
+        return self._answer(changed, final=False)
+
+    def finish(self) -> dict[str, Any]:
+        t0 = time.perf_counter()
+        changed = self.check.finish()
+        self.elapsed += time.perf_counter() - t0
+        return self._answer(changed, final=True)
+
+    def _answer(self, changed: list[Occurrences], final: bool) -> dict[str, Any]:
+        query = "".join(self.received)
+        self.received = [query]
+        spans = self.check.spans()
+        new = [r for r in changed if r.words >= self.min_words]
+        t0 = time.perf_counter()
+        out: dict[str, Any] = {
+            "guard": self.index.name,
+            "min_words": self.min_words,
+            "flagged": bool(spans),
+            "final": final,
+            "words": self.check.words.count,
+            "new_spans": len(new),
+            "spans": [self.evidence.run(r, self.check.words, query) for r in spans],
+        }
+        if final:
+            out["longest"] = [
+                self.evidence.run(r, self.check.words, query) for r in self.check.longest(3)
+            ]
+        self.elapsed += time.perf_counter() - t0
+        out["elapsed_ms"] = round(self.elapsed * 1000, 3)
+        return out
+
+
+def check_text(
+    lib: Library, text: str, guard: str, min_words: int = DEFAULT_MIN_WORDS
+) -> dict[str, Any]:
+    session = CheckSession(lib, guard, min_words)
+    t0 = time.perf_counter()
+    session.check.feed(text)  # no answer per piece: there is only one
+    session.elapsed = time.perf_counter() - t0
+    session.received = [text]
+    return session.finish()
+
+
+def search(
+    lib: Library,
+    phrase: str,
+    dataset_refs: list[str] | None = None,
+    guards: list[str] | None = None,
+    limit: int = 100,
+    snippets: int = 3,
+) -> dict[str, Any]:
+    """Every copy holding the exact phrase (normalised words), with counts and snippets."""
+    names = guards or [g["name"] for g in list_guards(lib)]
+    if not names:
+        raise NotFound(
+            "no guard index to search; build one over the library first: "
+            "copytrail guard index library --all"
+        )
+    dataset_ids = lib._dataset_ids(dataset_refs)
+    t0 = time.perf_counter()
+    per_text: dict[str, tuple[Evidence, Segment, int, np.ndarray]] = {}
+    n_words = len(token_spans(phrase)[0])
+    for name in names:
+        index = lib.guard(name)
+        ev = Evidence(lib, index, dataset_ids)
+        for seg_no, positions in index.phrase_positions(phrase):
+            seg = index.segments[seg_no]
+            docs = seg.doc_of(positions)
+            for doc in np.unique(docs).tolist():
+                sha = seg.doc_shas[doc]
+                if sha not in per_text:
+                    per_text[sha] = (ev, seg, doc, positions[docs == doc] - seg.doc_starts[doc])
+    results = []
+    total = texts = 0
+    for sha, (ev, seg, doc, words) in sorted(per_text.items(), key=lambda kv: -len(kv[1][3])):
+        holders = ev.holders(sha)
+        if not holders["copies"] and (dataset_ids is not None or not holders["works"]):
+            continue  # text outside the datasets asked about
+        total += len(words)
+        texts += 1
+        if len(results) >= limit:
+            continue
+        text = ev.texts.get(sha)
+        shown = []
+        for w in words[:snippets].tolist():
+            c0, c1 = ev.char_span(seg, doc, int(w), n_words)
+            shown.append(
+                {
+                    "start": c0,
+                    "end": c1,
+                    "before": text[max(0, c0 - SNIPPET_CHARS) : c0],
+                    "match": text[c0:c1],
+                    "after": text[c1 : c1 + SNIPPET_CHARS],
+                }
+            )
+        results.append(
+            {"text_sha256": sha, "occurrences": len(words), "snippets": shown, **holders}
+        )
+    return {
+        "phrase": phrase,
+        "words": n_words,
+        "guards": names,
+        "datasets": dataset_refs or [],
+        "texts": texts,
+        "copies": sum(len(r["copies"]) for r in results),
+        "occurrences": total,
+        "results": results,
+        "elapsed_ms": round((time.perf_counter() - t0) * 1000, 3),
+    }

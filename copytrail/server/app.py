@@ -1,0 +1,254 @@
+"""The HTTP API: a thin FastAPI shell over Library. Every route needs an API key whose role
+grants the right; handlers only translate between HTTP and Library calls."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated, Any
+
+import orjson
+from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request, WebSocket
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from starlette.websockets import WebSocketDisconnect
+
+from copytrail import __version__
+from copytrail.errors import Conflict, CopytrailError, InvalidInput, NotFound
+from copytrail.server.keys import ROLES
+from copytrail.server.limits import BodyLimit
+
+log = logging.getLogger("copytrail.server")
+RIGHTS = {
+    "check": "run checks",
+    "read": "read the ledger",
+    "text": "read the text of copies",
+    "admin": "manage the service",
+}
+MAX_TEXT_CHARS = 200_000  # per check request or stream piece
+MAX_STREAM_CHARS = 2_000_000  # per stream: a generation longer than this is not a chat reply
+
+
+class CheckRequest(BaseModel):
+    text: str = Field(max_length=MAX_TEXT_CHARS, description="The text to check (model output).")
+    guard: str | None = Field(None, description="Guard index; the server's default if omitted.")
+    min_words: int = Field(50, ge=1, le=100_000, description="Shortest run reported, in words.")
+
+
+class Holder(BaseModel):
+    id: int
+    dataset: str
+    title: str | None = None
+    path: str | None = None
+
+
+class WorkRef(BaseModel):
+    list: str
+    id: str
+    title: str | None = None
+
+
+class Source(BaseModel):
+    text_sha256: str
+    word: int = Field(description="Word index of the run in the indexed text.")
+    start: int = Field(description="Character offset of the run in the indexed text.")
+    end: int
+    copies: list[Holder]
+    more_copies: bool
+    works: list[WorkRef]
+
+
+class Span(BaseModel):
+    start: int = Field(description="Character offset in the checked text.")
+    end: int
+    words: int
+    occurrences: int = Field(description="Times the run occurs in the index.")
+    excerpt: str | None = None
+    sources: list[Source]
+
+
+class CheckResponse(BaseModel):
+    guard: str
+    min_words: int
+    flagged: bool = Field(description="True when a span of min_words or more was found.")
+    final: bool
+    words: int
+    new_spans: int
+    spans: list[Span]
+    longest: list[Span] | None = None
+    elapsed_ms: float
+
+
+def _error_status(e: CopytrailError) -> int:
+    if isinstance(e, NotFound):
+        return 404
+    if isinstance(e, Conflict):
+        return 409
+    if isinstance(e, InvalidInput):
+        return 422
+    return 400
+
+
+def create_app(
+    lib: Any = None, default_guard: str | None = None, max_body: int = 1_000_000
+) -> FastAPI:
+    """The app over one open Library (None only to render the OpenAPI spec)."""
+    app = FastAPI(
+        title="copytrail",
+        version=__version__,
+        description="Chain of custody for LLM training data: verbatim check, excerpt search, "
+        "ledger reads. Send an API key in `X-API-Key` (or `Authorization: Bearer KEY`).",
+    )
+
+    @app.exception_handler(CopytrailError)
+    async def _copytrail_error(_req: Request, e: CopytrailError) -> JSONResponse:
+        return JSONResponse({"detail": str(e)}, status_code=_error_status(e))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_req: Request, e: Exception) -> JSONResponse:
+        log.exception("request failed")
+        return JSONResponse({"detail": f"internal error: {type(e).__name__}"}, status_code=500)
+
+    def caller(
+        x_api_key: Annotated[str | None, Header()] = None,
+        authorization: Annotated[str | None, Header()] = None,
+    ) -> dict[str, Any]:
+        key = x_api_key
+        if key is None and authorization and authorization.lower().startswith("bearer "):
+            key = authorization[7:].strip()
+        if not key:
+            raise HTTPException(401, "an API key is required (header X-API-Key)")
+        who = lib.authenticate(key)
+        if who is None:
+            raise HTTPException(401, "unknown or revoked API key")
+        return who
+
+    def needs(right: str) -> Any:
+        # A default, not Annotated: the annotation would name a local, which FastAPI cannot
+        # resolve under postponed annotations.
+        def check_right(who: dict = Depends(caller)) -> dict[str, Any]:  # noqa: B008
+            if right not in ROLES.get(who["role"], ()):
+                raise HTTPException(403, f"role {who['role']!r} may not {RIGHTS[right]}")
+            return who
+
+        return Depends(check_right)
+
+    def guard_name(requested: str | None) -> str:
+        name = requested or default_guard
+        if not name:
+            raise HTTPException(422, "say which guard index to use (field 'guard')")
+        return name
+
+    @app.get("/healthz", tags=["service"])
+    def healthz() -> dict[str, Any]:
+        """Liveness: answers without a key and reveals nothing about the library."""
+        return {"status": "ok", "version": __version__}
+
+    @app.post("/v1/check", response_model=CheckResponse, tags=["guard"])
+    def check(req: CheckRequest, _who: dict = needs("check")) -> dict[str, Any]:
+        """Spans of the text that reproduce indexed text verbatim for min_words words or more."""
+        return lib.check(req.text, guard_name(req.guard), req.min_words)
+
+    @app.websocket("/v1/check/stream")
+    async def check_stream(ws: WebSocket) -> None:
+        """Streaming check. Send {"guard": G, "min_words": N} first (both optional), then
+        {"text": PIECE} messages and finally {"end": true}; each gets a CheckResponse."""
+        key = ws.headers.get("x-api-key") or ws.query_params.get("api_key")
+        auth = ws.headers.get("authorization") or ""
+        if not key and auth.lower().startswith("bearer "):
+            key = auth[7:].strip()
+        who = lib.authenticate(key) if key else None
+        if who is None or "check" not in ROLES.get(who["role"], ()):
+            await ws.close(code=4401 if who is None else 4403)  # handshake refused
+            return
+        await ws.accept()
+        try:
+            await _stream(ws)
+        except WebSocketDisconnect:
+            return
+
+    async def _stream(ws: WebSocket) -> None:
+        session = None
+        received = 0
+        while True:
+            raw = await ws.receive_text()
+            try:
+                msg = orjson.loads(raw)
+                if not isinstance(msg, dict):
+                    raise ValueError("a message must be a JSON object")
+            except ValueError as e:
+                await ws.send_json({"error": f"malformed message: {e}"})
+                continue
+            try:
+                if session is None:
+                    session = lib.check_stream(
+                        guard_name(msg.get("guard")), int(msg.get("min_words", 50))
+                    )
+                    if "text" not in msg and not msg.get("end"):
+                        await ws.send_json({"ready": True, "guard": session.index.name})
+                        continue
+                piece = msg.get("text", "")
+                if not isinstance(piece, str) or len(piece) > MAX_TEXT_CHARS:
+                    await ws.send_json(
+                        {"error": f"'text' must be a string of at most {MAX_TEXT_CHARS} characters"}
+                    )
+                    continue
+                received += len(piece)
+                if received > MAX_STREAM_CHARS:
+                    await ws.send_json({"error": "stream too long", "limit": MAX_STREAM_CHARS})
+                    await ws.close(code=1009)
+                    return
+                answer = session.feed(piece) if piece else None
+                if msg.get("end"):
+                    await ws.send_json(session.finish())
+                    await ws.close()
+                    return
+                await ws.send_json(answer if answer is not None else {"error": "empty piece"})
+            except HTTPException as e:
+                await ws.send_json({"error": e.detail})
+            except (CopytrailError, ValueError, TypeError) as e:
+                await ws.send_json({"error": str(e)})
+
+    @app.get("/v1/search", tags=["guard"])
+    def search(
+        q: Annotated[str, Query(min_length=1, max_length=10_000, description="Exact phrase.")],
+        dataset: Annotated[list[str] | None, Query()] = None,
+        guard: Annotated[list[str] | None, Query()] = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        _who: dict = needs("read"),
+    ) -> dict[str, Any]:
+        """Every copy holding the exact phrase, with counts and snippets."""
+        return lib.search(q, dataset, guard, limit)
+
+    @app.get("/v1/guards", tags=["guard"])
+    def guards(_who: dict = needs("read")) -> list[dict[str, Any]]:
+        return lib.guards()
+
+    @app.get("/v1/works/{work_id}", tags=["ledger"])
+    def work(
+        work_id: str,
+        list_name: Annotated[str | None, Query(alias="list")] = None,
+        _who: dict = needs("read"),
+    ) -> dict[str, Any]:
+        """A work of a works list, with the matches audits recorded for it."""
+        return lib.work(work_id, list_name)
+
+    @app.get("/v1/copies/{copy_ref}", tags=["ledger"])
+    def copy(copy_ref: str, _who: dict = needs("read")) -> dict[str, Any]:
+        """A copy's record and events (never its text)."""
+        return lib.copy(copy_ref)
+
+    @app.get("/v1/copies/{copy_ref}/text", tags=["ledger"])
+    def copy_text(copy_ref: str, _who: dict = needs("text")) -> dict[str, Any]:
+        """The full extracted text of a copy (admin only)."""
+        return {"copy": copy_ref, "text": lib.copy_text(copy_ref)}
+
+    @app.get("/v1/stats", tags=["ledger"])
+    def stats(_who: dict = needs("read")) -> dict[str, Any]:
+        return lib.stats()
+
+    @app.get("/v1/keys", tags=["admin"])
+    def keys(_who: dict = needs("admin")) -> list[dict[str, Any]]:
+        return lib.keys()
+
+    app.add_middleware(BodyLimit, max_body=max_body)
+    return app
