@@ -197,11 +197,17 @@ def register(app: typer.Typer, open_lib: Callable[[], Any]) -> None:
         max_body: Annotated[
             int, typer.Option("--max-body", help="Largest request body accepted, in bytes.")
         ] = 1_000_000,
+        openapi: Annotated[
+            bool, typer.Option("--openapi", help="Print the OpenAPI spec as JSON and exit.")
+        ] = False,
     ) -> None:
         """Serve the HTTP API (FastAPI + uvicorn). Every request needs an API key."""
-        import uvicorn
-
         from copytrail.server.app import create_app
+
+        if openapi:
+            emit_json(create_app().openapi())
+            return
+        import uvicorn
 
         lib = open_lib()
         if not lib.keys():

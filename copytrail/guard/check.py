@@ -2,8 +2,8 @@
 
 The text's normalised words are matched against each segment's suffix array. Only anchors are
 looked up: every `stride` words, the `k` words starting there. A shared run of `min_words` words
-always contains an anchor with its k words inside the run (stride = min_words - k + 1), so no
-reportable span is missed, and a 2,000-character check costs about eight binary searches. Each
+always contains an anchor with its k words inside the run (stride <= min_words - k + 1), so no
+reportable span is missed, and a 2,000-character check costs about fifteen binary searches. Each
 anchor's occurrences are then extended left and right word by word, vectorised over all
 occurrences at once, which gives maximal spans and their counts.
 
@@ -23,6 +23,9 @@ from copytrail.fingerprint.normalize import token_spans
 from copytrail.guard.segment import UNK, Segment
 
 ANCHOR_WORDS = 8  # words looked up per anchor: rare enough that occurrences stay few
+# Anchors at least this often, even for a high threshold: shorter runs (evidence of a
+# near-verbatim copy) are then found too; every run of MAX_STRIDE + ANCHOR_WORDS - 1 words is.
+MAX_STRIDE = 24
 MAX_OCCURRENCES = 20_000  # occurrences of one anchor followed word by word; more are sampled
 LONGEST_KEPT = 5  # spans under the threshold kept as "longest" evidence
 
@@ -70,7 +73,7 @@ class SegmentMatcher:
         self.seg = seg
         self.seg_no = seg_no
         self.k = max(1, min(ANCHOR_WORDS, min_words))
-        self.stride = max(1, min_words - self.k + 1)
+        self.stride = max(1, min(min_words - self.k + 1, MAX_STRIDE))
         self.q = np.zeros(0, dtype=np.uint32)
         self.next_anchor = 0
         self.open: list[Occurrences] = []

@@ -96,7 +96,11 @@ def create_app(
         title="copytrail",
         version=__version__,
         description="Chain of custody for LLM training data: verbatim check, excerpt search, "
-        "ledger reads. Send an API key in `X-API-Key` (or `Authorization: Bearer KEY`).",
+        "ledger reads. Send an API key in `X-API-Key` (or `Authorization: Bearer KEY`). "
+        "Streaming check: WebSocket `/v1/check/stream` (not describable in OpenAPI): send "
+        '`{"guard": G, "min_words": N}`, then `{"text": PIECE}` messages, then `{"end": true}`; '
+        "each message is answered with a CheckResponse. Roles: checker (check), auditor "
+        "(check, read the ledger and search snippets), admin (everything, copy text too).",
     )
 
     @app.exception_handler(CopytrailError)

@@ -1,0 +1,108 @@
+"""`guard index`, `check`, `search` and `key` through the real command."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from copytrail.fingerprint.normalize import tokens
+
+from .conftest import EXAMPLES, run_cli
+
+
+@pytest.fixture(scope="module")
+def cli_lib(tmp_path_factory) -> Path:
+    lib = tmp_path_factory.mktemp("guardcli") / "lib"
+    run_cli("init", library=lib)
+    run_cli("source", "add", "pg", "--kind", "public-domain", library=lib)
+    run_cli("ingest", str(EXAMPLES), "--source", "pg", "--dataset", "pg@1", library=lib)
+    r = run_cli("guard", "index", "books", "--dataset", "pg@1", "--json", library=lib)
+    assert json.loads(r.stdout)["texts"] >= 5
+    return lib
+
+
+def _passage(n: int) -> str:
+    text = (EXAMPLES / "11" / "11-0.txt").read_text(encoding="utf-8-sig")
+    _w, starts, ends = tokens(text)
+    return text[starts[1500] : ends[1500 + n - 1]]
+
+
+def test_check_exit_codes_and_json(cli_lib: Path, tmp_path: Path):
+    flagged = tmp_path / "flagged.txt"
+    flagged.write_text("My own words first. " + _passage(70))
+    r = run_cli("check", str(flagged), "--guard", "books", "--json", library=cli_lib, check=False)
+    assert r.returncode == 3
+    body = json.loads(r.stdout)
+    assert body["flagged"] and body["spans"][0]["words"] == 70
+    clean = tmp_path / "clean.txt"
+    clean.write_text(_passage(30))  # shorter than the threshold
+    r = run_cli("check", str(clean), "--guard", "books", library=cli_lib, check=False)
+    assert r.returncode == 0 and "clean" in r.stdout
+    r = run_cli("check", str(clean), "-g", "books", "-n", "20", library=cli_lib, check=False)
+    assert r.returncode == 3
+
+
+def test_check_reads_stdin_and_streams(cli_lib: Path):
+    cmd = [sys.executable, "-m", "copytrail.cli.main", "--library", str(cli_lib)]
+    text = "intro line\n" + "\n".join(_passage(80).split("\n")) + "\n"
+    p = subprocess.run(
+        [*cmd, "check", "-", "--guard", "books", "--json"],
+        input=text,
+        capture_output=True,
+        text=True,
+    )
+    assert p.returncode == 3 and json.loads(p.stdout)["spans"]
+    p = subprocess.run(
+        [*cmd, "check", "-", "--guard", "books", "--stream", "--json"],
+        input=text,
+        capture_output=True,
+        text=True,
+    )
+    body = json.loads(p.stdout)
+    assert p.returncode == 3 and body["flagged"] and not body["final"]  # stopped early
+
+
+def test_check_errors_say_what_to_do(cli_lib: Path, tmp_path: Path):
+    r = run_cli(
+        "check", str(tmp_path / "missing.txt"), "--guard", "books", library=cli_lib, check=False
+    )
+    assert r.returncode == 2 and "cannot read" in r.stderr
+    f = tmp_path / "x.txt"
+    f.write_text("hello")
+    r = run_cli("check", str(f), "--guard", "nope", library=cli_lib, check=False)
+    assert r.returncode == 2 and "copytrail guard index nope" in r.stderr
+    r = run_cli("guard", "index", "fresh", library=cli_lib, check=False)
+    assert r.returncode == 2 and "--list" in r.stderr
+
+
+def test_search_and_guard_ls(cli_lib: Path):
+    r = run_cli("search", "down the rabbit hole", "--json", library=cli_lib)
+    body = json.loads(r.stdout)
+    assert body["occurrences"] >= 1 and body["results"][0]["snippets"]
+    r = run_cli("search", "down the rabbit hole", library=cli_lib)
+    assert "occurrences" in r.stdout
+    r = run_cli("guard", "ls", "--json", library=cli_lib)
+    assert json.loads(r.stdout)[0]["name"] == "books"
+
+
+def test_keys_are_shown_once_and_stored_hashed(cli_lib: Path):
+    r = run_cli("key", "add", "svc", "--role", "checker", "--json", library=cli_lib)
+    key = json.loads(r.stdout)["key"]
+    assert key.startswith("ct_") and len(key) > 40
+    r = run_cli("key", "ls", "--json", library=cli_lib)
+    listed = json.loads(r.stdout)
+    assert [k["name"] for k in listed] == ["svc"] and key not in r.stdout
+    ledger_files = list(cli_lib.glob("ledger.db*"))
+    assert ledger_files
+    for f in ledger_files:
+        assert key.encode() not in f.read_bytes()
+    r = run_cli("key", "add", "svc", "--role", "checker", library=cli_lib, check=False)
+    assert r.returncode == 2 and "exists" in r.stderr
+    r = run_cli("key", "add", "x", "--role", "boss", library=cli_lib, check=False)
+    assert r.returncode == 2 and "checker" in r.stderr
+    r = run_cli("key", "revoke", "svc", "--json", library=cli_lib)
+    assert json.loads(r.stdout)["revoked"]
