@@ -666,11 +666,12 @@ class Library:
         all_datasets: bool = False,
         rebuild: bool = False,
         progress: Any = None,
+        workers: int | None = None,
     ) -> dict[str, Any]:
         """Build or refresh a guard index; with no scope given, refresh the saved one."""
         from copytrail.guard import service
 
-        return service.build(self, name, lists, datasets, all_datasets, rebuild, progress)
+        return service.build(self, name, lists, datasets, all_datasets, rebuild, progress, workers)
 
     def guards(self) -> list[dict[str, Any]]:
         from copytrail.guard import service
@@ -696,17 +697,20 @@ class Library:
     def forget_guard(self, name: str) -> None:
         self.__dict__.get("_guards", {}).pop(name, None)
 
-    def check(self, text: str, guard: str, min_words: int = 50) -> dict[str, Any]:
-        """Spans of `text` that reproduce indexed text verbatim for min_words words or more."""
+    def check(
+        self, text: str, guard: str, min_words: int = 50, evidence: bool = True
+    ) -> dict[str, Any]:
+        """Spans of `text` that reproduce indexed text verbatim for min_words words or more.
+        `evidence=False` skips the copies, works and character offsets of each place."""
         from copytrail.guard import service
 
-        return service.check_text(self, text, guard, min_words)
+        return service.check_text(self, text, guard, min_words, evidence)
 
-    def check_stream(self, guard: str, min_words: int = 50) -> Any:
+    def check_stream(self, guard: str, min_words: int = 50, evidence: bool = True) -> Any:
         """A check fed piece by piece (`feed(piece)`, then `finish()`), each answered at once."""
         from copytrail.guard.service import CheckSession
 
-        return CheckSession(self, guard, min_words)
+        return CheckSession(self, guard, min_words, evidence)
 
     def search(
         self,

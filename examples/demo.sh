@@ -28,6 +28,15 @@ ct works import examples/works.csv --list demo-class
 ct audit --list demo-class --out build/audit
 ct where PG5200
 
+echo; echo "# guard: an output filter over the listed works, and excerpt search over the library"
+ct guard index demo-class --list demo-class
+ct guard index library --all
+ct check build/demo-input/model-output-paraphrase.txt --guard demo-class
+ct check build/demo-input/model-output-quoting.txt --guard demo-class \
+  || { rc=$?; [ "$rc" -eq 3 ] && echo "(exit 3: verbatim reproduction found, as expected)"; }
+ct search "gregor samsa woke" --limit 3
+ct key add demo-filter --role checker >/dev/null && echo "API key made for: copytrail serve --guard demo-class"
+
 ct ls datasets
 ct ls copies --dataset example-press@2025-03
 ct stats

@@ -70,6 +70,23 @@ def main(out: Path) -> None:
         out / "publisher" / "drm-protected.epub",
         samples.make_epub("Locked", ["Someone"], ["secret"], encrypt_content=True),
     )
+
+    # Two model replies for the guard: one quotes 70 words of Metamorphosis (its line breaks and
+    # case changed), one paraphrases.
+    quoted = " ".join(metamorphosis.split()[1200:1270])
+    samples.write(
+        out / "model-output-quoting.txt",
+        (
+            "Sure! Here is how the story goes on, word for word:\n\n"
+            + "\n".join(samples.wrap_lines(quoted.upper(), 50))
+            + "\n\nI hope this helps with your essay.\n"
+        ).encode(),
+    )
+    samples.write(
+        out / "model-output-paraphrase.txt",
+        b"In Kafka's story a travelling salesman wakes up transformed into an insect and "
+        b"worries mostly about missing his train and losing his job.\n",
+    )
     print(f"demo inputs written to {out}")
 
 

@@ -60,8 +60,15 @@ def _docs(texts: list[str]) -> dict[str, str]:
     return {f"{i:064x}": t for i, t in enumerate(texts)}
 
 
+def _reader(docs: dict[str, str]):
+    def read(shas: list[str]):
+        return (index_text(sha, docs[sha]) for sha in shas)
+
+    return read
+
+
 def _guard(tmp_path: Path, docs: dict[str, str]) -> GuardIndex:
-    refresh(tmp_path / "g", {}, {k: len(v) for k, v in docs.items()}, docs.__getitem__)
+    refresh(tmp_path / "g", {}, docs, _reader(docs))
     return GuardIndex.open(tmp_path / "g")
 
 
@@ -174,14 +181,14 @@ def test_stream_in_random_pieces_equals_one_shot(tmp_path):
 def test_refresh_adds_and_removes_texts_without_rereading(tmp_path):
     docs = _docs(["a b c d e f g h", "i j k l m n o p", "q r s t u v w x"])
     path = tmp_path / "g"
-    r = refresh(path, {}, {k: 1 for k in docs}, docs.__getitem__)
+    r = refresh(path, {}, docs, _reader(docs))
     assert r.added == 3
     keep = dict(list(docs.items())[1:])
 
-    def no_reading(sha: str) -> str:
+    def no_reading(shas: list[str]):
         raise AssertionError("removal must not read texts")
 
-    r = refresh(path, {}, {k: 1 for k in keep}, no_reading)
+    r = refresh(path, {}, keep, no_reading)
     assert (r.added, r.removed) == (0, 1)
     g = GuardIndex.open(path)
     assert g.texts() == set(keep)
@@ -198,7 +205,7 @@ def test_many_refreshes_merge_segments(tmp_path):
     docs: dict[str, str] = {}
     for i in range(10):
         docs[f"{i:064x}"] = f"text number {i} " + " ".join(f"t{i}w{j}" for j in range(20))
-        refresh(path, {}, {k: 1 for k in docs}, docs.__getitem__)
+        refresh(path, {}, docs, _reader(docs))
     g = GuardIndex.open(path)
     assert len(g.segments) <= 8 and g.texts() == set(docs)
     assert len(list(g.phrase_positions("t3w4 t3w5 t3w6"))) == 1

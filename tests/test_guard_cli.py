@@ -106,3 +106,48 @@ def test_keys_are_shown_once_and_stored_hashed(cli_lib: Path):
     assert r.returncode == 2 and "checker" in r.stderr
     r = run_cli("key", "revoke", "svc", "--json", library=cli_lib)
     assert json.loads(r.stdout)["revoked"]
+
+
+def test_killed_index_build_leaves_a_usable_library(tmp_path: Path):
+    """SIGKILL at random moments of `guard index`: the index is either the old one or the new
+    one, never half; verify accepts the library; a rerun completes."""
+    import os
+    import random
+    import signal
+    import time
+
+    lib = tmp_path / "lib"
+    books = tmp_path / "books"
+    books.mkdir()
+    base = (EXAMPLES / "11" / "11-0.txt").read_text(encoding="utf-8-sig").split()
+    rng = random.Random(1)
+    for i in range(60):
+        words = list(base)
+        for _ in range(200):
+            words[rng.randrange(len(words))] = f"v{i}"
+        (books / f"b{i}.txt").write_text(" ".join(words))
+    run_cli("init", library=lib)
+    run_cli("source", "add", "pg", "--kind", "public-domain", library=lib)
+    run_cli("ingest", str(books), "--source", "pg", "--dataset", "many@1", library=lib)
+    cmd = [sys.executable, "-m", "copytrail.cli.main", "--library", str(lib)]
+    t0 = time.monotonic()
+    run_cli("guard", "index", "g", "--all", "--rebuild", library=lib)
+    full = time.monotonic() - t0
+    for _ in range(4):
+        p = subprocess.Popen(
+            [*cmd, "guard", "index", "g", "--rebuild"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        time.sleep(rng.uniform(0.2, 0.9) * full)
+        os.killpg(p.pid, signal.SIGKILL)
+        p.wait()
+        listed = json.loads(run_cli("guard", "ls", "--json", library=lib).stdout)
+        assert listed and listed[0]["texts"] == 60  # the old index, whole
+        assert json.loads(run_cli("verify", "--json", library=lib).stdout)["ok"]
+    r = json.loads(run_cli("guard", "index", "g", "--json", library=lib).stdout)
+    assert r["texts"] == 60
+    assert not list((lib / "guard" / "g").glob(".tmp-*"))  # leftovers cleaned by the rerun
+    phrase = " ".join(base[3000:3012])
+    assert json.loads(run_cli("search", phrase, "--json", library=lib).stdout)["occurrences"] >= 1

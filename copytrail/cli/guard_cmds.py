@@ -98,15 +98,22 @@ def register(app: typer.Typer, open_lib: Callable[[], Any]) -> None:
                 help="Read the input as it arrives and answer per line; stop at the first span.",
             ),
         ] = False,
+        evidence: Annotated[
+            bool,
+            typer.Option(
+                "--evidence/--no-evidence",
+                help="Name the copies and works and give character offsets in them.",
+            ),
+        ] = True,
         json_out: JsonOpt = False,
     ) -> None:
         """Find every span of the input that reproduces indexed text verbatim (normalised for
         case, whitespace and punctuation). Exit 0 when clean, 3 when a span passes --min-words."""
         with open_lib() as lib:
             if stream:
-                r = _check_stream(lib, file, guard, min_words, json_out)
+                r = _check_stream(lib, file, guard, min_words, evidence, json_out)
             else:
-                r = lib.check(_read_input(file), guard, min_words)
+                r = lib.check(_read_input(file), guard, min_words, evidence)
                 _print_check(r, json_out)
         raise typer.Exit(CHECK_FLAGGED_EXIT if r["flagged"] else 0)
 
@@ -249,9 +256,11 @@ def _read_input(file: str) -> str:
         ) from e
 
 
-def _check_stream(lib: Any, file: str, guard: str, min_words: int, json_out: bool) -> dict:
+def _check_stream(
+    lib: Any, file: str, guard: str, min_words: int, evidence: bool, json_out: bool
+) -> dict:
     """Feed the input line by line as it arrives; print an answer when a span appears."""
-    session = lib.check_stream(guard, min_words)
+    session = lib.check_stream(guard, min_words, evidence)
     src = sys.stdin if file == "-" else open(file, encoding="utf-8", errors="replace")  # noqa: SIM115
     try:
         for line in src:
@@ -273,9 +282,10 @@ def _print_check(r: dict[str, Any], json_out: bool) -> None:
         return
 
     def src_label(s: dict[str, Any]) -> str:
-        works = ", ".join(f"{w['list']}:{w['id']}" for w in s["works"])
-        copies = ", ".join(f"#{c['id']}" for c in s["copies"][:3])
-        return f"{works or copies or s['text_sha256'][:12]} [{s['start']}:{s['end']}]"
+        works = ", ".join(f"{w['list']}:{w['id']}" for w in s.get("works", []))
+        copies = ", ".join(f"#{c['id']}" for c in s.get("copies", [])[:3])
+        where = f"{s['start']}:{s['end']}" if "start" in s else f"word {s['word']}"
+        return f"{works or copies or s['text_sha256'][:12]} [{where}]"
 
     def rows(spans: list[dict[str, Any]]) -> list[list[Any]]:
         return [

@@ -85,16 +85,18 @@ class SegmentMatcher:
         start = len(self.q)
         self.q = np.concatenate((self.q, ids.astype(np.uint32)))
         changed = self._grow_open(start) if len(ids) else []
+        anchors = []
         while self.next_anchor + self.k <= len(self.q):
-            changed.extend(self._anchor(self.next_anchor))
+            anchors.append(self.next_anchor)
             self.next_anchor += self.stride
+        changed.extend(self._anchors(anchors))
         return changed
 
     def finish(self) -> None:
         """The text is complete: a last anchor covers its tail, then nothing stays open."""
         last = len(self.q) - self.k
         if last >= 0 and self.next_anchor - self.stride < last:
-            self._anchor(last)
+            self._anchors([last])
         self.closed.extend(self.open)
         for o in self.open:
             o.open = False
@@ -127,13 +129,21 @@ class SegmentMatcher:
         self.open = still_open
         return changed
 
-    def _anchor(self, i: int) -> list[Occurrences]:
-        pattern = self.q[i : i + self.k]
-        if (pattern == UNK).any():
-            return []  # a word the index has never seen: nothing can match here
-        lo, hi = self.seg.sa_range(pattern)
-        if lo == hi:
+    def _anchors(self, starts: list[int]) -> list[Occurrences]:
+        # Anchors holding a word the index has never seen cannot match: skip them unsearched.
+        starts = [i for i in starts if not (self.q[i : i + self.k] == UNK).any()]
+        if not starts:
             return []
+        patterns = np.stack([self.q[i : i + self.k] for i in starts])
+        los, his = self.seg.sa_ranges(patterns)
+        found: list[Occurrences] = []
+        for i, lo, hi in zip(starts, los.tolist(), his.tolist(), strict=True):
+            if hi > lo:
+                found.extend(self._follow(i, lo, hi))
+        return found
+
+    def _follow(self, i: int, lo: int, hi: int) -> list[Occurrences]:
+        """Extend the occurrences (suffix-array rows lo..hi) of the anchor at word i."""
         total = hi - lo
         length = self.k
         while hi - lo > MAX_OCCURRENCES and i + length < len(self.q):

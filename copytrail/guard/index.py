@@ -13,7 +13,7 @@ import fcntl
 import json
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,10 +34,10 @@ from copytrail.guard.segment import (
     segment_texts,
 )
 
-FORMAT = 1
+FORMAT = 2  # 2: buckets.npy
 MANIFEST = "manifest.json"
 MAX_SEGMENTS = 8  # past this many, a refresh merges them all into one
-TextLoader = Callable[[str], str]
+TextReader = Callable[[list[str]], Iterable[IndexedText]]  # texts by SHA-256, in that order
 Progress = Callable[[str, int, int | None], None]
 
 
@@ -72,13 +72,20 @@ class GuardIndex:
                 f"no guard index {path.name!r}; build it with: copytrail guard index "
                 f"{path.name} --list WORKS_LIST (or --dataset D, or --all)"
             )
-        manifest = json.loads(mf.read_text())
+        manifest = read_manifest(path)
         if manifest.get("format") != FORMAT:
             raise InvalidInput(
                 f"guard index {path.name!r} has format {manifest.get('format')}, this "
                 f"copytrail reads {FORMAT}; rebuild it: copytrail guard index {path.name} --rebuild"
             )
-        return cls(path, manifest, [Segment.load(path / s) for s in manifest["segments"]])
+        try:
+            segments = [Segment.load(path / s) for s in manifest["segments"]]
+        except (OSError, ValueError, KeyError) as e:
+            raise InvalidInput(
+                f"guard index {path.name!r} is damaged ({e}); rebuild it: "
+                f"copytrail guard index {path.name} --rebuild"
+            ) from e
+        return cls(path, manifest, segments)
 
     # ---- facts -------------------------------------------------------------------------------
     def texts(self) -> set[str]:
@@ -115,6 +122,16 @@ class GuardIndex:
                 yield n, np.sort(np.asarray(seg.sa[lo:hi], np.int64))
 
 
+def read_manifest(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads((path / MANIFEST).read_text())
+    except (OSError, ValueError) as e:
+        raise InvalidInput(
+            f"cannot read the manifest of guard index {path.name!r} ({e}); rebuild it: "
+            f"copytrail guard index {path.name} --rebuild"
+        ) from e
+
+
 @contextmanager
 def _locked(path: Path) -> Iterator[None]:
     path.mkdir(parents=True, exist_ok=True)
@@ -129,16 +146,17 @@ def _locked(path: Path) -> Iterator[None]:
 def refresh(
     path: Path,
     scope: dict[str, Any],
-    wanted: dict[str, int],
-    load_text: TextLoader,
+    wanted: Iterable[str],
+    read_texts: TextReader,
     rebuild: bool = False,
     progress: Progress | None = None,
 ) -> RefreshResult:
-    """Make the index at `path` hold exactly the texts in `wanted` (SHA-256 -> size in bytes).
+    """Make the index at `path` hold exactly the texts in `wanted` (SHA-256s).
 
-    New texts are read with `load_text`, in SHA-256 order so the same library state always gives
-    the same segment.
+    New texts come from `read_texts`, asked for in SHA-256 order so the same library state always
+    gives the same segment.
     """
+    wanted = set(wanted)
     t0 = time.perf_counter()
     with _locked(path):
         for leftover in path.glob(".tmp-*"):  # from a refresh killed before its rename
@@ -150,8 +168,8 @@ def refresh(
             except InvalidInput:
                 old = []
         have = {sha for s in old for sha in s.doc_shas}
-        removed = have - wanted.keys()
-        added = sorted(wanted.keys() - have)
+        removed = have - wanted
+        added = sorted(wanted - have)
         segments: list[Segment] = []
         for seg in old:
             gone = removed.intersection(seg.doc_shas)
@@ -162,17 +180,7 @@ def refresh(
             if keep:
                 segments.append(Segment.load(build_segment(path, segment_texts(seg, keep))))
         if added:
-            total = sum(wanted[s] for s in added)
-            if progress:
-                progress("reading texts", 0, total)
-
-            def fresh() -> Iterator[IndexedText]:
-                for sha in added:
-                    yield index_text(sha, load_text(sha))
-                    if progress:
-                        progress("reading texts", wanted[sha], total)
-
-            segments.append(Segment.load(build_segment(path, fresh(), progress)))
+            segments.append(Segment.load(build_segment(path, read_texts(added), progress)))
         merged = False
         if len(segments) > MAX_SEGMENTS:
             keep_all = {sha for s in segments for sha in s.doc_shas}

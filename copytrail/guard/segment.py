@@ -10,6 +10,8 @@ Files of a segment directory (all memory-mapped when loaded, so opening costs mi
 - `sa.npy`      int32 (int64 past 2^31 tokens): suffix array of tokens (pydivsufsort).
 - `docs.npy`    int64, one more than the texts: the token position where each text starts.
 - `docs.json`   the texts' SHA-256 (the ledger's text blobs), in the same order.
+- `buckets.npy` int64, one more than the token ids: the suffix-array row where suffixes starting
+                with each token id begin, so a lookup starts inside its first word's bucket.
 - `marks.npy`   int64: character offset of every MARK_EVERY-th word of each text, so evidence
                 offsets need only a small window of the text re-read, not the whole book.
 """
@@ -29,7 +31,7 @@ import numpy as np
 SEP = 0
 UNK = 1
 FIRST_ID = 2
-FILES = ("vocab.npy", "tokens.npy", "sa.npy", "docs.npy", "docs.json", "marks.npy")
+FILES = ("vocab.npy", "tokens.npy", "sa.npy", "docs.npy", "docs.json", "marks.npy", "buckets.npy")
 MARK_EVERY = 64
 
 
@@ -42,11 +44,14 @@ class Segment:
     doc_starts: np.ndarray
     doc_shas: list[str]
     marks: np.ndarray
+    buckets: np.ndarray
 
     @classmethod
     def load(cls, path: Path) -> Segment:
         def arr(name: str) -> np.ndarray:
-            return np.load(path / name, mmap_mode="r")
+            # A plain ndarray over the mapping: numpy's memmap subclass costs microseconds
+            # per indexing operation, which a check does thousands of times.
+            return np.asarray(np.load(path / name, mmap_mode="r"))
 
         shas = json.loads((path / "docs.json").read_text())
         return cls(
@@ -57,6 +62,7 @@ class Segment:
             arr("docs.npy"),
             shas,
             arr("marks.npy"),
+            arr("buckets.npy"),
         )
 
     @property
@@ -105,36 +111,50 @@ class Segment:
         return np.searchsorted(self.doc_starts, positions, side="right") - 1
 
     def sa_range(self, pattern: np.ndarray) -> tuple[int, int]:
-        """Suffix-array rows [lo, hi) whose suffix starts with `pattern` (binary search)."""
+        """Suffix-array rows [lo, hi) whose suffix starts with `pattern`."""
+        lo, hi = self.sa_ranges(np.asarray(pattern, np.uint32)[None, :])
+        return int(lo[0]), int(hi[0])
+
+    def sa_ranges(self, patterns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """[lo, hi) rows for each row of `patterns` (A x k token ids), by binary searches run
+        side by side: each step is a few numpy operations over all A patterns, so checking a
+        text costs about 2 x log2(n) vectorised steps, not that many per anchor in Python."""
         tokens, sa = self.tokens, self.sa
-        k = len(pattern)
+        n = len(tokens)
+        first = patterns[:, 0].astype(np.int64)
+        known = first < len(self.buckets) - 1
+        first = np.where(known, first, 0)
+        # Suffixes starting with token t fill rows buckets[t] .. buckets[t + 1].
+        lo = np.where(known, self.buckets[first], 0)
+        hi = np.where(known, self.buckets[first + 1], 0)
+        if patterns.shape[1] == 1:
+            return lo, hi
+        rest = patterns[:, 1:]
+        offsets = np.arange(1, patterns.shape[1], dtype=np.int64)
+        rows = np.arange(len(patterns))
 
-        def below(row: int, strict: bool) -> bool:
-            # Does suffix sa[row] sort before the pattern (strict) / at or before it (not strict)?
-            p = int(sa[row])
-            s = tokens[p : p + k]
-            diff = np.flatnonzero(s != pattern[: len(s)])
-            if len(diff):
-                i = diff[0]
-                return bool(s[i] < pattern[i])
-            return len(s) < k or not strict
+        def search(left: np.ndarray, right: np.ndarray, or_equal: bool) -> np.ndarray:
+            left, right = left.copy(), right.copy()
+            while True:
+                active = np.flatnonzero(left < right)
+                if not len(active):
+                    return left
+                mid = (left[active] + right[active]) // 2
+                idx = sa[mid].astype(np.int64)[:, None] + offsets[None, :]
+                np.minimum(idx, n - 1, out=idx)  # past the end reads the final separator
+                window = tokens[idx]
+                want = rest[active]
+                diff = window != want
+                col = diff.argmax(axis=1)
+                r = rows[: len(active)]
+                differs = diff[r, col]
+                before = differs & (window[r, col] < want[r, col])
+                go_right = before | (~differs & or_equal)
+                left[active] = np.where(go_right, mid + 1, left[active])
+                right[active] = np.where(go_right, right[active], mid)
 
-        lo, hi = 0, len(sa)
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if below(mid, strict=True):
-                lo = mid + 1
-            else:
-                hi = mid
-        start = lo
-        hi = len(sa)
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if below(mid, strict=False):
-                lo = mid + 1
-            else:
-                hi = mid
-        return start, lo
+        start = search(lo, hi, or_equal=False)
+        return start, search(start, hi, or_equal=True)
 
 
 @dataclass
@@ -195,6 +215,8 @@ def build_segment(
     np.save(tmp / "sa.npy", sa)
     np.save(tmp / "docs.npy", starts)
     (tmp / "docs.json").write_text(json.dumps(shas))
+    counts = np.bincount(tokens, minlength=len(vocab) + FIRST_ID)
+    np.save(tmp / "buckets.npy", np.concatenate(([0], np.cumsum(counts))).astype(np.int64))
     np.save(tmp / "marks.npy", np.concatenate(marks) if marks else np.zeros(0, np.int64))
     for f in FILES:
         _fsync(tmp / f)

@@ -6,17 +6,19 @@ from __future__ import annotations
 import hashlib
 import time
 from collections import OrderedDict
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sqlalchemy import and_, select
 
+from copytrail.engine.local import map_with_store, worker_store
 from copytrail.errors import InvalidInput, NotFound
 from copytrail.fingerprint.normalize import token_spans
 from copytrail.guard.check import Check, Occurrences
-from copytrail.guard.index import GuardIndex, Progress, refresh
-from copytrail.guard.segment import MARK_EVERY, Segment
+from copytrail.guard.index import GuardIndex, Progress, index_text, read_manifest, refresh
+from copytrail.guard.segment import MARK_EVERY, IndexedText, Segment
 from copytrail.ledger.db import read_connection, write_transaction
 from copytrail.ledger.events import EventWriter
 from copytrail.ledger.schema import copies, datasets, matches, works, works_lists
@@ -27,8 +29,10 @@ if TYPE_CHECKING:
 DEFAULT_MIN_WORDS = 50
 MAX_SOURCES = 5  # places listed per span; the occurrence count is always given
 HOLDERS_LISTED = 10  # copies listed per indexed text
+HOLDERS_TTL = 30.0  # seconds a text's copies and works are remembered between checks
 SNIPPET_CHARS = 80  # context either side of a search hit
 EXCERPT_CHARS = 300  # of the checked text, per span
+INLINE_BYTES = 16 * 1024 * 1024  # less text than this is read in-process (workers cost ~1 s)
 
 
 def guard_root(lib: Library) -> Path:
@@ -79,6 +83,7 @@ def build(
     all_datasets: bool = False,
     rebuild: bool = False,
     progress: Progress | None = None,
+    workers: int | None = None,
 ) -> dict[str, Any]:
     """Build or refresh guard index `name`. Without a scope, the saved scope is refreshed."""
     path = guard_root(lib) / _valid_name(name)
@@ -87,7 +92,7 @@ def build(
         if all_datasets:
             scope = {"lists": scope["lists"], "all": True}
     elif (path / "manifest.json").exists():
-        scope = GuardIndex.open(path).manifest["scope"]
+        scope = read_manifest(path)["scope"]
     else:
         raise InvalidInput(
             f"guard index {name!r} does not exist yet; say what it protects: "
@@ -100,10 +105,21 @@ def build(
             "column); ingest or import works first"
         )
 
-    def load_text(sha: str) -> str:
-        return lib.store.get(sha).decode("utf-8")
+    def read_texts(shas: list[str]) -> Iterator[IndexedText]:
+        total = sum(wanted[s] for s in shas)
+        if progress:
+            progress("reading texts", 0, total)
+        # Workers read and tokenise; results are put back in the order asked for.
+        small = total < INLINE_BYTES
+        done: dict[str, IndexedText] = {}
+        for t in map_with_store(_index_task, shas, lib.store, 1 if small else workers):
+            done[t.sha256] = t
+            if progress:
+                progress("reading texts", wanted[t.sha256], total)
+        for sha in shas:
+            yield done.pop(sha)
 
-    result = refresh(path, scope, wanted, load_text, rebuild=rebuild, progress=progress)
+    result = refresh(path, scope, wanted, read_texts, rebuild=rebuild, progress=progress)
     index = GuardIndex.open(path)
     stats = index.stats()
     listed = hashlib.sha256("\n".join(sorted(index.texts())).encode()).hexdigest()
@@ -133,6 +149,10 @@ def build(
         "texts_sha256": listed,
         "event_seq": seq,
     }
+
+
+def _index_task(sha: str) -> IndexedText:
+    return index_text(sha, worker_store().get(sha).decode("utf-8"))
 
 
 def list_guards(lib: Library) -> list[dict[str, Any]]:
@@ -176,8 +196,11 @@ class Evidence:
         self.lib = lib
         self.index = index
         self.dataset_ids = dataset_ids
-        self.texts = TextCache(lib)
-        self._holders: dict[str, dict[str, Any]] = {}
+        # Shared by every check of this Library (a server's lifetime): hot books are read and
+        # looked up once. Holders expire so copies ingested later show up.
+        caches = lib.__dict__.setdefault("_evidence_caches", {})
+        self.texts = caches.setdefault("texts", TextCache(lib))
+        self._holders = caches.setdefault("holders", {})
 
     def char_span(self, seg: Segment, doc: int, word: int, n_words: int) -> tuple[int, int]:
         """Character offsets of words [word, word + n_words) of a text, read from a window
@@ -194,9 +217,10 @@ class Evidence:
     def holders(self, sha: str) -> dict[str, Any]:
         """Copies (readable, in scope) and works whose text this is, and works an audit matched
         those copies to."""
-        got = self._holders.get(sha)
-        if got is not None:
-            return got
+        key = (sha, tuple(self.dataset_ids) if self.dataset_ids is not None else None)
+        hit = self._holders.get(key)
+        if hit is not None and time.monotonic() - hit[0] < HOLDERS_TTL:
+            return hit[1]
         with read_connection(self.lib.engine) as conn:
             q = (
                 select(
@@ -247,10 +271,16 @@ class Evidence:
             "more_copies": len(rows) > HOLDERS_LISTED,
             "works": [{"list": k[0], "id": k[1], "title": t} for k, t in sorted(found.items())],
         }
-        self._holders[sha] = got
+        if len(self._holders) > 100_000:
+            self._holders.clear()
+        self._holders[key] = (time.monotonic(), got)
         return got
 
-    def run(self, run: Occurrences, words: Any, query: str | None) -> dict[str, Any]:
+    def run(
+        self, run: Occurrences, words: Any, query: str | None, full: bool = True
+    ) -> dict[str, Any]:
+        """A run as JSON. Without `full`, places are given by text SHA-256 and word offset only
+        (no ledger lookups, no text read): the fastest answer for a serving-path filter."""
         seg = self.index.segments[run.segment]
         starts, ends = words.offsets()
         q0, q1 = int(starts[run.q_start]), int(ends[run.q_end - 1])
@@ -262,11 +292,13 @@ class Evidence:
                 continue
             seen.add(doc)
             word = pos - int(seg.doc_starts[doc])
-            c0, c1 = self.char_span(seg, doc, word, run.words)
             sha = seg.doc_shas[doc]
-            places.append(
-                {"text_sha256": sha, "word": word, "start": c0, "end": c1, **self.holders(sha)}
-            )
+            if full:
+                c0, c1 = self.char_span(seg, doc, word, run.words)
+                place = {"text_sha256": sha, "word": word, "start": c0, "end": c1}
+                places.append(place | self.holders(sha))
+            else:
+                places.append({"text_sha256": sha, "word": word})
             if len(places) >= MAX_SOURCES:
                 break
         out: dict[str, Any] = {
@@ -288,11 +320,15 @@ class CheckSession:
     """One check, one-shot or streamed: `feed` pieces, `finish` at the end. Each call answers
     with the spans that crossed the threshold so far."""
 
-    def __init__(self, lib: Library, guard: str, min_words: int = DEFAULT_MIN_WORDS) -> None:
+    def __init__(
+        self, lib: Library, guard: str, min_words: int = DEFAULT_MIN_WORDS, evidence: bool = True
+    ) -> None:
         if min_words < 1:
             raise InvalidInput("--min-words must be at least 1")
         self.index = lib.guard(guard)
         self.evidence = Evidence(lib, self.index)
+        self.full_evidence = evidence
+        self._rendered: dict[tuple[int, int, int, int], dict[str, Any]] = {}
         self.min_words = min_words
         self.check: Check = self.index.check(min_words)
         self.received: list[str] = []
@@ -324,21 +360,29 @@ class CheckSession:
             "final": final,
             "words": self.check.words.count,
             "new_spans": len(new),
-            "spans": [self.evidence.run(r, self.check.words, query) for r in spans],
+            "spans": [self._render(r, query) for r in spans],
         }
         if final:
-            out["longest"] = [
-                self.evidence.run(r, self.check.words, query) for r in self.check.longest(3)
-            ]
+            out["longest"] = [self._render(r, query) for r in self.check.longest(3)]
         self.elapsed += time.perf_counter() - t0
         out["elapsed_ms"] = round(self.elapsed * 1000, 3)
         return out
 
+    def _render(self, run: Occurrences, query: str) -> dict[str, Any]:
+        """Evidence of a run, worked out once per session (streamed answers repeat spans)."""
+        key = (run.segment, run.q_start, run.q_end, run.total)
+        got = self._rendered.get(key)
+        if got is None:
+            got = self._rendered[key] = self.evidence.run(
+                run, self.check.words, query, self.full_evidence
+            )
+        return got
+
 
 def check_text(
-    lib: Library, text: str, guard: str, min_words: int = DEFAULT_MIN_WORDS
+    lib: Library, text: str, guard: str, min_words: int = DEFAULT_MIN_WORDS, evidence: bool = True
 ) -> dict[str, Any]:
-    session = CheckSession(lib, guard, min_words)
+    session = CheckSession(lib, guard, min_words, evidence)
     t0 = time.perf_counter()
     session.check.feed(text)  # no answer per piece: there is only one
     session.elapsed = time.perf_counter() - t0

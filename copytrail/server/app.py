@@ -32,6 +32,11 @@ class CheckRequest(BaseModel):
     text: str = Field(max_length=MAX_TEXT_CHARS, description="The text to check (model output).")
     guard: str | None = Field(None, description="Guard index; the server's default if omitted.")
     min_words: int = Field(50, ge=1, le=100_000, description="Shortest run reported, in words.")
+    evidence: bool = Field(
+        True,
+        description="List the copies, works and character offsets of each place; false gives "
+        "only text SHA-256 and word offsets (fastest).",
+    )
 
 
 class Holder(BaseModel):
@@ -50,11 +55,11 @@ class WorkRef(BaseModel):
 class Source(BaseModel):
     text_sha256: str
     word: int = Field(description="Word index of the run in the indexed text.")
-    start: int = Field(description="Character offset of the run in the indexed text.")
-    end: int
-    copies: list[Holder]
-    more_copies: bool
-    works: list[WorkRef]
+    start: int | None = Field(None, description="Character offset of the run in the indexed text.")
+    end: int | None = None
+    copies: list[Holder] = []
+    more_copies: bool = False
+    works: list[WorkRef] = []
 
 
 class Span(BaseModel):
@@ -98,7 +103,8 @@ def create_app(
         description="Chain of custody for LLM training data: verbatim check, excerpt search, "
         "ledger reads. Send an API key in `X-API-Key` (or `Authorization: Bearer KEY`). "
         "Streaming check: WebSocket `/v1/check/stream` (not describable in OpenAPI): send "
-        '`{"guard": G, "min_words": N}`, then `{"text": PIECE}` messages, then `{"end": true}`; '
+        '`{"guard": G, "min_words": N, "evidence": true}`, then `{"text": PIECE}` messages, '
+        'then `{"end": true}`; '
         "each message is answered with a CheckResponse. Roles: checker (check), auditor "
         "(check, read the ledger and search snippets), admin (everything, copy text too).",
     )
@@ -150,7 +156,7 @@ def create_app(
     @app.post("/v1/check", response_model=CheckResponse, tags=["guard"])
     def check(req: CheckRequest, _who: dict = needs("check")) -> dict[str, Any]:
         """Spans of the text that reproduce indexed text verbatim for min_words words or more."""
-        return lib.check(req.text, guard_name(req.guard), req.min_words)
+        return lib.check(req.text, guard_name(req.guard), req.min_words, req.evidence)
 
     @app.websocket("/v1/check/stream")
     async def check_stream(ws: WebSocket) -> None:
@@ -185,7 +191,9 @@ def create_app(
             try:
                 if session is None:
                     session = lib.check_stream(
-                        guard_name(msg.get("guard")), int(msg.get("min_words", 50))
+                        guard_name(msg.get("guard")),
+                        int(msg.get("min_words", 50)),
+                        bool(msg.get("evidence", True)),
                     )
                     if "text" not in msg and not msg.get("end"):
                         await ws.send_json({"ready": True, "guard": session.index.name})
