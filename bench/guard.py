@@ -283,6 +283,17 @@ def main() -> None:
     t0 = time.perf_counter()
     refreshed = lib.guard_index("bench")
     print(f"  refresh with nothing new: {time.perf_counter() - t0:.2f} s (+{refreshed['added']})")
+    extra = args.work / "extra"
+    extra.mkdir()
+    src = books(SHARED)[0][1]
+    (extra / "new-book.txt").write_text(variant(src, 999), encoding="utf-8")
+    lib.ingest([str(extra)], source="pg", dataset="bench@1", workers=1)
+    t0 = time.perf_counter()
+    refreshed = lib.guard_index("bench")
+    print(
+        f"  refresh after ingesting one more book: {time.perf_counter() - t0:.2f} s "
+        f"(+{refreshed['added']} text, now {refreshed['segments']} segments)"
+    )
 
     queries = make_queries(lib, args.queries)
     print("check latency, 2,000-character inputs:")

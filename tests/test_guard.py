@@ -233,10 +233,13 @@ def test_library_guard_check_search_and_offsets(example_lib: Library):
     span = r["spans"][0]
     assert (span["start"], span["end"]) == (len(NEW_TEXT), len(NEW_TEXT) + c1 - c0)
     assert span["words"] == 60
-    # every listed place holds the passage at the offsets given
+    # the first place has character offsets; every place holds the passage at its word offset
+    first = span["sources"][0]
+    held = lib.store.get(first["text_sha256"]).decode("utf-8")
+    assert norm(held[first["start"] : first["end"]]) == norm(text[c0:c1])
     for src in span["sources"]:
-        held = lib.store.get(src["text_sha256"]).decode("utf-8")
-        assert norm(held[src["start"] : src["end"]]) == norm(text[c0:c1])
+        held_words = norm(lib.store.get(src["text_sha256"]).decode("utf-8"))
+        assert held_words[src["word"] : src["word"] + 60] == norm(text[c0:c1])
         assert src["copies"]
     # search: counts agree with a plain scan of the normalised texts
     phrase = " ".join(norm(text[c0:c1])[10:16])

@@ -204,6 +204,12 @@ def register(app: typer.Typer, open_lib: Callable[[], Any]) -> None:
         max_body: Annotated[
             int, typer.Option("--max-body", help="Largest request body accepted, in bytes.")
         ] = 1_000_000,
+        workers: Annotated[
+            int,
+            typer.Option(
+                min=1, help="Server processes; they share the memory-mapped index (page cache)."
+            ),
+        ] = 1,
         openapi: Annotated[
             bool, typer.Option("--openapi", help="Print the OpenAPI spec as JSON and exit.")
         ] = False,
@@ -222,6 +228,26 @@ def register(app: typer.Typer, open_lib: Callable[[], Any]) -> None:
                 "[yellow]no API keys yet[/]: every request will get 401; make one with "
                 "`copytrail key add NAME --role checker`"
             )
+        if workers > 1:
+            import os
+
+            os.environ.update(
+                COPYTRAIL_LIBRARY=str(lib.path),
+                COPYTRAIL_SERVE_GUARD=guard or "",
+                COPYTRAIL_SERVE_MAX_BODY=str(max_body),
+            )
+            if lib.db_url:
+                os.environ["COPYTRAIL_DB"] = lib.db_url
+            lib.close()
+            uvicorn.run(
+                "copytrail.server.app:create_app_from_env",
+                factory=True,
+                host=host,
+                port=port,
+                workers=workers,
+                log_level="warning",
+            )
+            return
         uvicorn.run(
             create_app(lib, default_guard=guard, max_body=max_body),
             host=host,

@@ -14,6 +14,7 @@ can stop a generation as soon as a span crosses the threshold.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -166,9 +167,10 @@ class SegmentMatcher:
         right = self.k + _extend(tokens, positions + self.k, self.q[i + self.k :], +1)
         left = _extend(tokens, positions - 1, self.q[:i][::-1], -1)
         found: list[Occurrences] = []
-        keys = np.stack((left, right), axis=1)
-        for lft, rgt in np.unique(keys, axis=0).tolist():
-            sel = positions[(left == lft) & (right == rgt)] - lft
+        keys = left * (len(self.q) + 1) + right  # one integer per (left, right) extension
+        for key in np.unique(keys).tolist():
+            lft, rgt = divmod(key, len(self.q) + 1)
+            sel = positions[keys == key] - lft
             run = Occurrences(
                 self.seg_no,
                 i - lft,
@@ -267,10 +269,33 @@ class Check:
     def runs(self) -> list[Occurrences]:
         return [r for m in self.matchers for r in m.runs]
 
-    def spans(self) -> list[Occurrences]:
-        """Runs of at least min_words words, longest first."""
-        out = [r for r in self.runs() if r.words >= self.min_words]
-        return sorted(out, key=lambda r: (-r.words, r.q_start))
+    def spans(self) -> list[Span]:
+        """Stretches of the text of at least min_words words found in the index, longest first;
+        one per stretch, whatever number of places and segments hold it."""
+        return _grouped(r for r in self.runs() if r.words >= self.min_words)
 
-    def longest(self, n: int = LONGEST_KEPT) -> list[Occurrences]:
-        return sorted(self.runs(), key=lambda r: (-r.words, r.q_start))[:n]
+    def longest(self, n: int = LONGEST_KEPT) -> list[Span]:
+        return _grouped(self.runs())[:n]
+
+
+@dataclass
+class Span:
+    q_start: int
+    q_end: int
+    runs: list[Occurrences]
+
+    @property
+    def words(self) -> int:
+        return self.q_end - self.q_start
+
+    @property
+    def total(self) -> int:
+        return sum(r.total for r in self.runs)
+
+
+def _grouped(runs: Iterable[Occurrences]) -> list[Span]:
+    by_range: dict[tuple[int, int], Span] = {}
+    for r in runs:
+        span = by_range.setdefault((r.q_start, r.q_end), Span(r.q_start, r.q_end, []))
+        span.runs.append(r)
+    return sorted(by_range.values(), key=lambda s: (-s.words, s.q_start))

@@ -129,32 +129,33 @@ class Segment:
         hi = np.where(known, self.buckets[first + 1], 0)
         if patterns.shape[1] == 1:
             return lo, hi
-        rest = patterns[:, 1:]
+        # Lower and upper bounds are searched in the same loop: rows 0..A-1 find the first
+        # suffix not below the pattern, rows A..2A-1 the first suffix above it.
+        a = len(patterns)
+        rest = np.concatenate((patterns[:, 1:], patterns[:, 1:]))
+        or_equal = np.repeat([False, True], a)
+        left = np.concatenate((lo, lo))
+        right = np.concatenate((hi, hi))
         offsets = np.arange(1, patterns.shape[1], dtype=np.int64)
-        rows = np.arange(len(patterns))
-
-        def search(left: np.ndarray, right: np.ndarray, or_equal: bool) -> np.ndarray:
-            left, right = left.copy(), right.copy()
-            while True:
-                active = np.flatnonzero(left < right)
-                if not len(active):
-                    return left
-                mid = (left[active] + right[active]) // 2
-                idx = sa[mid].astype(np.int64)[:, None] + offsets[None, :]
-                np.minimum(idx, n - 1, out=idx)  # past the end reads the final separator
-                window = tokens[idx]
-                want = rest[active]
-                diff = window != want
-                col = diff.argmax(axis=1)
-                r = rows[: len(active)]
-                differs = diff[r, col]
-                before = differs & (window[r, col] < want[r, col])
-                go_right = before | (~differs & or_equal)
-                left[active] = np.where(go_right, mid + 1, left[active])
-                right[active] = np.where(go_right, right[active], mid)
-
-        start = search(lo, hi, or_equal=False)
-        return start, search(start, hi, or_equal=True)
+        rows = np.arange(2 * a)
+        while True:
+            active = np.flatnonzero(left < right)
+            if not len(active):
+                break
+            mid = (left[active] + right[active]) // 2
+            idx = sa[mid].astype(np.int64)[:, None] + offsets[None, :]
+            np.minimum(idx, n - 1, out=idx)  # past the end reads the final separator
+            window = tokens[idx]
+            want = rest[active]
+            diff = window != want
+            col = diff.argmax(axis=1)
+            r = rows[: len(active)]
+            differs = diff[r, col]
+            before = differs & (window[r, col] < want[r, col])
+            go_right = before | (~differs & or_equal[active])
+            left[active] = np.where(go_right, mid + 1, left[active])
+            right[active] = np.where(go_right, right[active], mid)
+        return left[:a], left[a:]
 
 
 @dataclass

@@ -16,7 +16,7 @@ from sqlalchemy import and_, select
 from copytrail.engine.local import map_with_store, worker_store
 from copytrail.errors import InvalidInput, NotFound
 from copytrail.fingerprint.normalize import token_spans
-from copytrail.guard.check import Check, Occurrences
+from copytrail.guard.check import Check, Occurrences, Span
 from copytrail.guard.index import GuardIndex, Progress, index_text, read_manifest, refresh
 from copytrail.guard.segment import MARK_EVERY, IndexedText, Segment
 from copytrail.ledger.db import read_connection, write_transaction
@@ -217,101 +217,137 @@ class Evidence:
     def holders(self, sha: str) -> dict[str, Any]:
         """Copies (readable, in scope) and works whose text this is, and works an audit matched
         those copies to."""
-        key = (sha, tuple(self.dataset_ids) if self.dataset_ids is not None else None)
-        hit = self._holders.get(key)
-        if hit is not None and time.monotonic() - hit[0] < HOLDERS_TTL:
-            return hit[1]
+        return self.holders_many([sha])[sha]
+
+    def holders_many(self, shas: list[str]) -> dict[str, dict[str, Any]]:
+        """holders() of several texts with three queries in all, not three per text."""
+        scope = tuple(self.dataset_ids) if self.dataset_ids is not None else None
+        now = time.monotonic()
+        out: dict[str, dict[str, Any]] = {}
+        missing = []
+        for sha in dict.fromkeys(shas):
+            hit = self._holders.get((sha, scope))
+            if hit is not None and now - hit[0] < HOLDERS_TTL:
+                out[sha] = hit[1]
+            else:
+                missing.append(sha)
+        if not missing:
+            return out
+        copies_of: dict[str, list[dict[str, Any]]] = {sha: [] for sha in missing}
+        works_of: dict[str, dict[tuple[str, str], str | None]] = {sha: {} for sha in missing}
+        copy_text: dict[int, str] = {}
         with read_connection(self.lib.engine) as conn:
             q = (
                 select(
                     copies.c.id,
+                    copies.c.text_sha256,
                     copies.c.title,
                     copies.c.path,
                     datasets.c.name,
                     datasets.c.version,
                 )
                 .join(datasets, datasets.c.id == copies.c.dataset_id)
-                .where(and_(copies.c.text_sha256 == sha, copies.c.status == "ok"))
+                .where(and_(copies.c.text_sha256.in_(missing), copies.c.status == "ok"))
                 .order_by(copies.c.id)
             )
             if self.dataset_ids is not None:
                 q = q.where(copies.c.dataset_id.in_(self.dataset_ids))
-            rows = conn.execute(q.limit(HOLDERS_LISTED + 1)).all()
-            copy_list = [
-                {
-                    "id": r.id,
-                    "dataset": f"{r.name}@{r.version}" if r.version else r.name,
-                    "title": r.title,
-                    "path": r.path,
-                }
-                for r in rows[:HOLDERS_LISTED]
-            ]
+            for r in conn.execute(q):
+                listed = copies_of[r.text_sha256]
+                listed.append(
+                    {
+                        "id": r.id,
+                        "dataset": f"{r.name}@{r.version}" if r.version else r.name,
+                        "title": r.title,
+                        "path": r.path,
+                    }
+                )
+                copy_text[r.id] = r.text_sha256
             wq = (
-                select(works.c.work_id, works.c.title, works_lists.c.name)
+                select(works.c.work_id, works.c.title, works.c.text_sha256, works_lists.c.name)
                 .join(works_lists)
-                .where(works.c.text_sha256 == sha)
+                .where(works.c.text_sha256.in_(missing))
             )
-            found = {(r.name, r.work_id): r.title for r in conn.execute(wq)}
-            if copy_list:
+            for r in conn.execute(wq):
+                works_of[r.text_sha256][(r.name, r.work_id)] = r.title
+            if copy_text:
                 mq = (
-                    select(works.c.work_id, works.c.title, works_lists.c.name)
+                    select(works.c.work_id, works.c.title, works_lists.c.name, matches.c.copy_id)
                     .select_from(matches.join(works, works.c.id == matches.c.work_pk))
                     .join(works_lists)
                     .where(
                         and_(
-                            matches.c.copy_id.in_([c["id"] for c in copy_list]),
+                            matches.c.copy_id.in_(list(copy_text)),
                             matches.c.method.in_(["exact", "near_duplicate"]),
                         )
                     )
                 )
                 for r in conn.execute(mq):
-                    found.setdefault((r.name, r.work_id), r.title)
-        got = {
-            "copies": copy_list,
-            "more_copies": len(rows) > HOLDERS_LISTED,
-            "works": [{"list": k[0], "id": k[1], "title": t} for k, t in sorted(found.items())],
-        }
+                    works_of[copy_text[r.copy_id]].setdefault((r.name, r.work_id), r.title)
         if len(self._holders) > 100_000:
             self._holders.clear()
-        self._holders[key] = (time.monotonic(), got)
-        return got
+        for sha in missing:
+            listed = copies_of[sha]
+            got = {
+                "copies": listed[:HOLDERS_LISTED],
+                "more_copies": len(listed) > HOLDERS_LISTED,
+                "works": [
+                    {"list": k[0], "id": k[1], "title": t} for k, t in sorted(works_of[sha].items())
+                ],
+            }
+            self._holders[(sha, scope)] = (now, got)
+            out[sha] = got
+        return out
 
-    def run(
-        self, run: Occurrences, words: Any, query: str | None, full: bool = True
-    ) -> dict[str, Any]:
-        """A run as JSON. Without `full`, places are given by text SHA-256 and word offset only
-        (no ledger lookups, no text read): the fastest answer for a serving-path filter."""
-        seg = self.index.segments[run.segment]
+    def places(self, span: Span) -> list[tuple[Segment, int, int, str]]:
+        """(segment, text number, word offset, text SHA-256) of up to MAX_SOURCES texts."""
+        out: list[tuple[Segment, int, int, str]] = []
+        for run in span.runs:
+            seg = self.index.segments[run.segment]
+            seen: set[int] = set()
+            docs = seg.doc_of(run.positions)
+            for pos, doc in zip(run.positions.tolist(), docs.tolist(), strict=True):
+                if doc in seen:
+                    continue
+                seen.add(doc)
+                out.append((seg, doc, pos - int(seg.doc_starts[doc]), seg.doc_shas[doc]))
+                if len(out) >= MAX_SOURCES:
+                    return out
+        return out
+
+    def render(
+        self, spans: list[Span], words: Any, query: str, full: bool = True
+    ) -> list[dict[str, Any]]:
+        """Spans as JSON. Every place names its text (SHA-256) and word offset; with `full`,
+        also the copies and works holding it, and the first place of each span gets character
+        offsets (one window of one text read per span keeps a hit's answer fast). Without
+        `full`: no ledger lookups and no text read, the fastest answer for a serving filter."""
         starts, ends = words.offsets()
-        q0, q1 = int(starts[run.q_start]), int(ends[run.q_end - 1])
-        places = []
-        seen: set[int] = set()
-        docs = seg.doc_of(run.positions)
-        for pos, doc in zip(run.positions.tolist(), docs.tolist(), strict=True):
-            if doc in seen:
-                continue
-            seen.add(doc)
-            word = pos - int(seg.doc_starts[doc])
-            sha = seg.doc_shas[doc]
-            if full:
-                c0, c1 = self.char_span(seg, doc, word, run.words)
-                place = {"text_sha256": sha, "word": word, "start": c0, "end": c1}
-                places.append(place | self.holders(sha))
-            else:
-                places.append({"text_sha256": sha, "word": word})
-            if len(places) >= MAX_SOURCES:
-                break
-        out: dict[str, Any] = {
-            "start": q0,
-            "end": q1,
-            "words": run.words,
-            "occurrences": run.total,
-            "sources": places,
-        }
-        if query is not None:
+        placed = [self.places(s) for s in spans]
+        holders = self.holders_many([p[3] for ps in placed for p in ps]) if full else {}
+        out = []
+        for span, ps in zip(spans, placed, strict=True):
+            q0, q1 = int(starts[span.q_start]), int(ends[span.q_end - 1])
+            sources = []
+            for n, (seg, doc, word, sha) in enumerate(ps):
+                place: dict[str, Any] = {"text_sha256": sha, "word": word}
+                if full:
+                    if n == 0:
+                        place["start"], place["end"] = self.char_span(seg, doc, word, span.words)
+                    place |= holders[sha]
+                sources.append(place)
             excerpt = query[q0:q1]
-            out["excerpt"] = (
-                excerpt if len(excerpt) <= EXCERPT_CHARS else excerpt[:EXCERPT_CHARS] + "…"
+            out.append(
+                {
+                    "start": q0,
+                    "end": q1,
+                    "words": span.words,
+                    "occurrences": span.total,
+                    "excerpt": excerpt
+                    if len(excerpt) <= EXCERPT_CHARS
+                    else excerpt[:EXCERPT_CHARS] + "…",
+                    "sources": sources,
+                }
             )
         return out
 
@@ -328,7 +364,7 @@ class CheckSession:
         self.index = lib.guard(guard)
         self.evidence = Evidence(lib, self.index)
         self.full_evidence = evidence
-        self._rendered: dict[tuple[int, int, int, int], dict[str, Any]] = {}
+        self._rendered: dict[tuple, dict[str, Any]] = {}
         self.min_words = min_words
         self.check: Check = self.index.check(min_words)
         self.received: list[str] = []
@@ -347,9 +383,14 @@ class CheckSession:
         self.elapsed += time.perf_counter() - t0
         return self._answer(changed, final=True)
 
+    def _query(self) -> str:
+        """The text so far, joined only when a new span needs its excerpt: joining on every
+        piece would cost quadratic time on a long stream of small pieces."""
+        if len(self.received) > 1:
+            self.received = ["".join(self.received)]
+        return self.received[0] if self.received else ""
+
     def _answer(self, changed: list[Occurrences], final: bool) -> dict[str, Any]:
-        query = "".join(self.received)
-        self.received = [query]
         spans = self.check.spans()
         new = [r for r in changed if r.words >= self.min_words]
         t0 = time.perf_counter()
@@ -360,23 +401,26 @@ class CheckSession:
             "final": final,
             "words": self.check.words.count,
             "new_spans": len(new),
-            "spans": [self._render(r, query) for r in spans],
+            "spans": self._render(spans),
         }
         if final:
-            out["longest"] = [self._render(r, query) for r in self.check.longest(3)]
+            out["longest"] = self._render(self.check.longest(3))
         self.elapsed += time.perf_counter() - t0
         out["elapsed_ms"] = round(self.elapsed * 1000, 3)
         return out
 
-    def _render(self, run: Occurrences, query: str) -> dict[str, Any]:
-        """Evidence of a run, worked out once per session (streamed answers repeat spans)."""
-        key = (run.segment, run.q_start, run.q_end, run.total)
-        got = self._rendered.get(key)
-        if got is None:
-            got = self._rendered[key] = self.evidence.run(
-                run, self.check.words, query, self.full_evidence
-            )
-        return got
+    def _render(self, spans: list[Span]) -> list[dict[str, Any]]:
+        """Evidence of each span, worked out once per session (streamed answers repeat spans)."""
+
+        def key(s: Span) -> tuple:
+            return (s.q_start, s.q_end, s.total)
+
+        todo = [s for s in spans if key(s) not in self._rendered]
+        if todo:
+            done = self.evidence.render(todo, self.check.words, self._query(), self.full_evidence)
+            for s, d in zip(todo, done, strict=True):
+                self._rendered[key(s)] = d
+        return [self._rendered[key(s)] for s in spans]
 
 
 def check_text(

@@ -93,6 +93,20 @@ def _error_status(e: CopytrailError) -> int:
     return 400
 
 
+def create_app_from_env() -> FastAPI:
+    """For `serve --workers N`: each worker process opens the library itself."""
+    import os
+
+    from copytrail.library import Library
+
+    lib = Library.open(os.environ["COPYTRAIL_LIBRARY"], db=os.environ.get("COPYTRAIL_DB"))
+    return create_app(
+        lib,
+        default_guard=os.environ.get("COPYTRAIL_SERVE_GUARD") or None,
+        max_body=int(os.environ.get("COPYTRAIL_SERVE_MAX_BODY", "1000000")),
+    )
+
+
 def create_app(
     lib: Any = None, default_guard: str | None = None, max_body: int = 1_000_000
 ) -> FastAPI:
