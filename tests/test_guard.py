@@ -233,6 +233,7 @@ def test_library_guard_check_search_and_offsets(example_lib: Library):
     span = r["spans"][0]
     assert (span["start"], span["end"]) == (len(NEW_TEXT), len(NEW_TEXT) + c1 - c0)
     assert span["words"] == 60
+    assert "longest" not in r  # flagged: the spans are the evidence
     # the first place has character offsets; every place holds the passage at its word offset
     first = span["sources"][0]
     held = lib.store.get(first["text_sha256"]).decode("utf-8")
@@ -334,3 +335,21 @@ def test_near_verbatim_gives_no_span_but_longest_runs(real_guard: Library, corpu
     r = real_guard.check(" ".join(words), "books")
     assert not r["flagged"]
     assert r["longest"] and 12 <= r["longest"][0]["words"] <= 19
+
+
+def test_reported_spans_are_the_outermost_stretches(example_lib: Library):
+    """A stretch held whole by one text and in pieces by an edited copy is reported once."""
+    lib = example_lib
+    text = (EXAMPLES / "5200" / "5200.txt").read_text(encoding="utf-8-sig")
+    c0, c1 = passage(text, 6000, 200)
+    words = text[c0:c1].split()
+    words[100] = "zzedited"
+    edited = Path(lib.path) / "edited.txt"
+    edited.write_text(" ".join(words))
+    lib.ingest([str(edited)], source="pg", dataset="edits@1", workers=1)
+    lib.guard_index("all", all_datasets=True)
+    r = lib.check(text[c0:c1], "all")
+    assert [s["words"] for s in r["spans"]] == [200]
+    ranges = [(s["start"], s["end"]) for s in r["spans"]]
+    for a in ranges:
+        assert not any(b != a and b[0] <= a[0] and a[1] <= b[1] for b in ranges)

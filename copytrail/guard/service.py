@@ -391,7 +391,7 @@ class CheckSession:
         return self.received[0] if self.received else ""
 
     def _answer(self, changed: list[Occurrences], final: bool) -> dict[str, Any]:
-        spans = self.check.spans()
+        spans = outermost(self.check.spans())
         new = [r for r in changed if r.words >= self.min_words]
         t0 = time.perf_counter()
         out: dict[str, Any] = {
@@ -403,8 +403,8 @@ class CheckSession:
             "new_spans": len(new),
             "spans": self._render(spans),
         }
-        if final:
-            out["longest"] = self._render(self.check.longest(3))
+        if final and not spans:  # a clean text: its longest shorter runs are the evidence
+            out["longest"] = self._render(outermost(self.check.longest(3)))
         self.elapsed += time.perf_counter() - t0
         out["elapsed_ms"] = round(self.elapsed * 1000, 3)
         return out
@@ -421,6 +421,16 @@ class CheckSession:
             for s, d in zip(todo, done, strict=True):
                 self._rendered[key(s)] = d
         return [self._rendered[key(s)] for s in spans]
+
+
+def outermost(spans: list[Span]) -> list[Span]:
+    """Drop spans inside a longer one: the same words of the input, also held (with a break or a
+    different start) by other texts. The longer span already reports those words."""
+    kept: list[Span] = []
+    for s in spans:  # longest first
+        if not any(k.q_start <= s.q_start and s.q_end <= k.q_end for k in kept):
+            kept.append(s)
+    return sorted(kept, key=lambda s: s.q_start)
 
 
 def check_text(
