@@ -17,6 +17,7 @@ import csv
 import json
 import os
 import random
+import re
 import shutil
 import statistics
 import subprocess
@@ -99,7 +100,9 @@ def make_queries(lib: Library, n: int, seed: int = 5) -> dict[str, list[str]]:
         if kind == "hit":
             out["hit"].append(text[s : s + QUERY_CHARS])
         elif kind == "buried":
-            passage = " ".join(text[s : s + 3000].split()[:60])
+            # 60 words as they stand, line breaks made spaces (a line-end hyphen stays joined)
+            e = _ends[min(len(_ends) - 1, int(np.searchsorted(starts, s)) + 59)]
+            passage = re.sub(r"(?<!-)\s+", " ", text[s:e])
             filler = " ".join(rng.choice(vocab) for _ in range(330))
             half = (QUERY_CHARS - len(passage)) // 2
             out["buried"].append(filler[:half] + " " + passage + " " + filler[half : 2 * half])
@@ -138,14 +141,17 @@ def bench_in_process(lib: Library, queries: dict[str, list[str]], evidence: bool
     )
 
 
-def bench_http(lib: Library, queries: list[str], threads: int, seconds: float) -> None:
+def bench_http(
+    lib: Library, queries: list[str], threads: int, seconds: float, workers: int
+) -> None:
     import httpx
 
     key = lib.add_key(f"bench-{time.time_ns()}", "checker")["key"]
     port = 18000 + os.getpid() % 1000
     cmd = [sys.executable, "-m", "copytrail.cli.main", "--library", str(lib.path), "serve"]
     proc = subprocess.Popen(
-        [*cmd, "--port", str(port), "--guard", "bench"], stderr=subprocess.DEVNULL
+        [*cmd, "--port", str(port), "--guard", "bench", "--workers", str(workers)],
+        stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -178,7 +184,8 @@ def bench_http(lib: Library, queries: list[str], threads: int, seconds: float) -
             t.join()
         wall = time.perf_counter() - t0
         print(
-            f"  HTTP {threads} clients, {len(lat)} requests in {wall:.1f} s "
+            f"  HTTP {threads} clients, {workers} server processes, {len(lat)} requests in "
+            f"{wall:.1f} s "
             f"({len(lat) / wall:.0f} req/s, {errors} errors)   {summary(lat)}"
         )
     finally:
@@ -186,7 +193,9 @@ def bench_http(lib: Library, queries: list[str], threads: int, seconds: float) -
         proc.wait(10)
 
 
-def bench_infinigram(work: Path, texts: Path, queries: dict[str, list[str]], mem_gb: int) -> None:
+def bench_infinigram(
+    lib: Library, work: Path, queries: dict[str, list[str]], mem_gb: int, reuse: bool, limit: int
+) -> None:
     try:
         from infini_gram.engine import InfiniGramEngine
     except ImportError:
@@ -194,21 +203,25 @@ def bench_infinigram(work: Path, texts: Path, queries: dict[str, list[str]], mem
         return
     data = work / "ig-data"
     index = work / "ig-index"
-    for d in (data, index):
-        shutil.rmtree(d, ignore_errors=True)
-    data.mkdir()
-    with open(data / "corpus.jsonl", "w", encoding="utf-8") as f:
-        for p in sorted(texts.iterdir()):
-            f.write(json.dumps({"text": p.read_text(encoding="utf-8")}) + "\n")
-    t0 = time.perf_counter()
-    cmd = [sys.executable, "-m", "infini_gram.indexing", "--data_dir", str(data)]
-    cmd += ["--save_dir", str(index), "--token_dtype", "u8", "--cpus", str(os.cpu_count())]
-    cmd += ["--mem", str(mem_gb), "--shards", "1", "--ulimit", "4096"]
-    p = subprocess.run(cmd, capture_output=True, text=True)
-    if p.returncode != 0:
-        print(f"  infini-gram indexing failed:\n{p.stdout[-2000:]}\n{p.stderr[-2000:]}")
-        return
-    build = time.perf_counter() - t0
+    build = float("nan")
+    if not (reuse and (index / "table.0").exists()):
+        for d in (data, index):
+            shutil.rmtree(d, ignore_errors=True)
+        data.mkdir()
+        # The very texts the guard indexed (extracted, line ends normalised), so a byte-level
+        # index can match what copytrail matches.
+        with open(data / "corpus.jsonl", "w", encoding="utf-8") as f:
+            for sha in sorted(GuardIndex.open(guard_root(lib) / "bench").texts()):
+                f.write(json.dumps({"text": lib.store.get(sha).decode("utf-8")}) + "\n")
+        t0 = time.perf_counter()
+        cmd = [sys.executable, "-m", "infini_gram.indexing", "--data_dir", str(data)]
+        cmd += ["--save_dir", str(index), "--token_dtype", "u8", "--cpus", str(os.cpu_count())]
+        cmd += ["--mem", str(mem_gb), "--shards", "1", "--ulimit", "4096"]
+        p = subprocess.run(cmd, capture_output=True, text=True)
+        if p.returncode != 0:
+            print(f"  infini-gram indexing failed:\n{p.stdout[-2000:]}\n{p.stderr[-2000:]}")
+            return
+        build = time.perf_counter() - t0
     size = sum(f.stat().st_size for f in index.iterdir())
     n_tokens = (index / "tokenized.0").stat().st_size
     print(
@@ -221,7 +234,8 @@ def bench_infinigram(work: Path, texts: Path, queries: dict[str, list[str]], mem
         index_dir=str(index), eos_token_id=254, vocab_size=255, token_dtype="u8"
     )
     print(f"  infini-gram load {1000 * (time.perf_counter() - t0):.1f} ms")
-    for kind, qs in queries.items():
+    for kind, all_qs in queries.items():
+        qs = all_qs[:limit]  # attribute takes long: a sample of the same inputs
         attr, cnt = [], []
         found = 0
         for q in qs:
@@ -231,7 +245,7 @@ def bench_infinigram(work: Path, texts: Path, queries: dict[str, list[str]], mem
                 input_ids=ids, delim_ids=[], min_len=250, max_cnt=10, enforce_bow=False
             )
             attr.append((time.perf_counter() - t0) * 1000)
-            found += bool(r.get("spans"))
+            found += any(sp["length"] >= 250 for sp in r.get("spans", []))
             _w, _s, ends = tokens(q)
             first50 = q[: ends[min(49, len(ends) - 1)]].encode("utf-8")  # bytes as they are
             t0 = time.perf_counter()
@@ -252,24 +266,35 @@ def main() -> None:
     ap.add_argument("--http-threads", type=int, default=8)
     ap.add_argument("--http-seconds", type=float, default=20)
     ap.add_argument("--mem-gb", type=int, default=16, help="memory infini-gram's indexer may use")
+    ap.add_argument("--http-workers", type=int, default=2, help="copytrail serve --workers")
     ap.add_argument("--skip-infinigram", action="store_true")
+    ap.add_argument(
+        "--infinigram-queries", type=int, default=100, help="inputs per kind asked of infini-gram"
+    )
+    ap.add_argument("--reuse", action="store_true", help="reuse --work's corpus and library")
+    ap.add_argument("--no-build", action="store_true", help="with --reuse: keep the guard index")
     args = ap.parse_args()
     if not (SHARED / "MANIFEST.csv").exists():
         sys.exit(f"shared corpus not found at {SHARED} (set COPYTRAIL_SHARED_CORPUS)")
-    shutil.rmtree(args.work, ignore_errors=True)
-    args.work.mkdir(parents=True)
-
-    texts, rounds, nbytes = write_corpus(args.work, args.target_words)
-    print(f"corpus: {rounds} rounds of the shared books, {nbytes / 1e6:.0f} MB of text")
-    lib = Library.init(args.work / "lib")
-    lib.add_source("pg", kind="public-domain")
-    t0 = time.perf_counter()
-    lib.ingest([str(texts)], source="pg", dataset="bench@1", workers=2)
-    print(f"ingest (setup): {time.perf_counter() - t0:.0f} s")
+    if args.reuse and (args.work / "lib").exists():
+        texts = args.work / "texts"
+        nbytes = sum(p.stat().st_size for p in texts.iterdir())
+        lib = Library.open(args.work / "lib")
+        print(f"corpus and library reused from {args.work}: {nbytes / 1e6:.0f} MB of text")
+    else:
+        shutil.rmtree(args.work, ignore_errors=True)
+        args.work.mkdir(parents=True)
+        texts, rounds, nbytes = write_corpus(args.work, args.target_words)
+        print(f"corpus: {rounds} rounds of the shared books, {nbytes / 1e6:.0f} MB of text")
+        lib = Library.init(args.work / "lib")
+        lib.add_source("pg", kind="public-domain")
+        t0 = time.perf_counter()
+        lib.ingest([str(texts)], source="pg", dataset="bench@1", workers=2)
+        print(f"ingest (setup): {time.perf_counter() - t0:.0f} s")
 
     print("copytrail guard index:")
     t0 = time.perf_counter()
-    info = lib.guard_index("bench", all_datasets=True)
+    info = lib.guard_index("bench", all_datasets=True, rebuild=not args.no_build)
     build = time.perf_counter() - t0
     print(
         f"  {info['tokens'] / 1e6:.1f}M words from {info['texts']} texts, "
@@ -284,9 +309,12 @@ def main() -> None:
     refreshed = lib.guard_index("bench")
     print(f"  refresh with nothing new: {time.perf_counter() - t0:.2f} s (+{refreshed['added']})")
     extra = args.work / "extra"
+    shutil.rmtree(extra, ignore_errors=True)
     extra.mkdir()
     src = books(SHARED)[0][1]
-    (extra / "new-book.txt").write_text(variant(src, 999), encoding="utf-8")
+    (extra / f"new-book-{time.time_ns()}.txt").write_text(
+        variant(src, time.time_ns() % 100_000), encoding="utf-8"
+    )
     lib.ingest([str(extra)], source="pg", dataset="bench@1", workers=1)
     t0 = time.perf_counter()
     refreshed = lib.guard_index("bench")
@@ -300,10 +328,10 @@ def main() -> None:
     bench_in_process(lib, queries, evidence=False)
     bench_in_process(lib, queries, evidence=True)
     all_queries = [q for qs in queries.values() for q in qs]
-    bench_http(lib, all_queries, args.http_threads, args.http_seconds)
+    bench_http(lib, all_queries, args.http_threads, args.http_seconds, args.http_workers)
     if not args.skip_infinigram:
         print("infini-gram (same texts, byte-level):")
-        bench_infinigram(args.work, texts, queries, args.mem_gb)
+        bench_infinigram(lib, args.work, queries, args.mem_gb, args.reuse, args.infinigram_queries)
     lib.close()
 
 

@@ -79,7 +79,6 @@ class SegmentMatcher:
         self.next_anchor = 0
         self.open: list[Occurrences] = []
         self.closed: list[Occurrences] = []
-        self._covering: dict[int, Occurrences] = {}  # alignment (position - word index) -> run
 
     def feed(self, ids: np.ndarray) -> list[Occurrences]:
         """Add words; return the runs that changed (grew or were found)."""
@@ -125,8 +124,6 @@ class SegmentMatcher:
                 )
                 (still_open if part.open else self.closed).append(part)
                 changed.append(part)
-                for d in (sel - part.q_start).tolist():
-                    self._covering[d] = part
         self.open = still_open
         return changed
 
@@ -155,12 +152,11 @@ class SegmentMatcher:
                 break
             lo, hi = lo2, hi2
         positions = np.sort(np.asarray(self.seg.sa[lo : min(hi, lo + MAX_OCCURRENCES)], np.int64))
-        # Alignments an earlier anchor already followed past this word are not followed again.
-        known = [
-            (r := self._covering.get(d)) is not None and r.q_start <= i < r.q_end
-            for d in (positions - i).tolist()
-        ]
-        positions = positions[~np.array(known, dtype=bool)]
+        # Alignments (position - word index) that an earlier anchor already followed past this
+        # word are not followed again.
+        live = [r.positions - r.q_start for r in self.runs if r.q_start <= i < r.q_end]
+        if live:
+            positions = positions[~np.isin(positions - i, np.concatenate(live))]
         if not len(positions):
             return []
         tokens = self.seg.tokens
@@ -181,8 +177,6 @@ class SegmentMatcher:
             )
             (self.open if run.open else self.closed).append(run)
             found.append(run)
-            for d in (sel - run.q_start).tolist():
-                self._covering[d] = run
         return found
 
 
