@@ -14,6 +14,7 @@ from copytrail.errors import Conflict, InvalidInput, NotFound
 from copytrail.ledger import merkle
 from copytrail.ledger.db import write_transaction
 from copytrail.ledger.events import EventWriter
+from copytrail.ledger.schema import SCHEMA_VERSION
 
 
 def _db(lib: Library) -> sqlite3.Connection:
@@ -147,7 +148,8 @@ def test_schema_version_recorded_and_reopen(tmp_path: Path):
     again = Library.init(tmp_path / "l")  # init on an existing library opens it
     again.close()
     with sqlite3.connect(tmp_path / "l" / "ledger.db") as db:
-        assert db.execute("select value from meta where key='schema_version'").fetchone() == ("3",)
+        got = db.execute("select value from meta where key='schema_version'").fetchone()
+        assert got == (str(SCHEMA_VERSION),)
         db.execute("update meta set value='99' where key='schema_version'")
     with pytest.raises(Exception, match="newer"):
         Library.open(tmp_path / "l")
@@ -214,10 +216,13 @@ def test_older_schema_is_migrated_on_open(tmp_path: Path):
     Library.init(tmp_path / "l").close()
     with sqlite3.connect(tmp_path / "l" / "ledger.db") as db:  # make it look like schema 2
         db.execute("ALTER TABLE works DROP COLUMN text_source_sha256")
+        db.execute("DROP TABLE api_keys")
         db.execute("UPDATE meta SET value='2' WHERE key='schema_version'")
     lib = Library.open(tmp_path / "l")
     lib.close()
     with sqlite3.connect(tmp_path / "l" / "ledger.db") as db:
         cols = {r[1] for r in db.execute("PRAGMA table_info(works)")}
         version = db.execute("select value from meta where key='schema_version'").fetchone()[0]
-    assert "text_source_sha256" in cols and version == "3"
+        tables = {r[0] for r in db.execute("select name from sqlite_master where type='table'")}
+    assert "text_source_sha256" in cols and version == str(SCHEMA_VERSION)
+    assert "api_keys" in tables
