@@ -211,6 +211,19 @@ def test_many_refreshes_merge_segments(tmp_path):
     assert len(list(g.phrase_positions("t3w4 t3w5 t3w6"))) == 1
 
 
+def test_small_segments_are_kept_merged(tmp_path):
+    """After one big build, refreshes that each add a little leave two segments, not many."""
+    path = tmp_path / "g"
+    docs = {"f" * 64: " ".join(f"big{j}" for j in range(5000))}
+    refresh(path, {}, docs, _reader(docs))
+    for i in range(5):
+        docs[f"{i:064x}"] = " ".join(f"small{i}w{j}" for j in range(30))
+        refresh(path, {}, docs, _reader(docs))
+    g = GuardIndex.open(path)
+    assert len(g.segments) == 2 and g.texts() == set(docs)
+    assert len(list(g.phrase_positions("small2w3 small2w4"))) == 1
+
+
 # ---- through the library, on the shipped examples (no shared corpus needed) ------------------
 @pytest.fixture
 def example_lib(tmp_path: Path) -> Library:

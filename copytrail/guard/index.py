@@ -2,9 +2,10 @@
 
 Refreshing adds one segment for texts not yet indexed and rewrites the segments holding texts that
 left the scope (deleted copies, removed works) from their own tokens, so a deleted copy's words
-leave the index without re-reading any text. When segments pile up they are merged. The manifest
-is replaced atomically and old segments are removed after it, so a reader or a killed refresh only
-ever sees a complete index.
+leave the index without re-reading any text. Small segments are kept merged into one, so a refresh
+after each ingest costs time in proportion to what is new, and checks search few segments.
+The manifest is replaced atomically and old segments are removed after it, so a reader or a
+killed refresh only ever sees a complete index.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from copytrail.guard.segment import (
 FORMAT = 2  # 2: buckets.npy
 MANIFEST = "manifest.json"
 MAX_SEGMENTS = 8  # past this many, a refresh merges them all into one
+SMALL_TIER = 8  # segments under 1/8 of the largest are merged together
 TextReader = Callable[[list[str]], Iterable[IndexedText]]  # texts by SHA-256, in that order
 Progress = Callable[[str, int, int | None], None]
 
@@ -183,16 +185,27 @@ def refresh(
             segments.append(Segment.load(build_segment(path, read_texts(added), progress)))
         merged = False
         if len(segments) > MAX_SEGMENTS:
-            keep_all = {sha for s in segments for sha in s.doc_shas}
-            merged_texts = (t for s in segments for t in segment_texts(s, keep_all))
-            segments = [Segment.load(build_segment(path, merged_texts))]
+            segments = [_merge(path, segments)]
             merged = True
+        else:
+            # Every segment costs each check a search, however small it is: segments under
+            # 1/SMALL_TIER of the largest are kept merged into one (rewriting only them).
+            largest = max((s.token_count for s in segments), default=0)
+            small = [s for s in segments if s.token_count * SMALL_TIER < largest]
+            if len(small) > 1:
+                segments = [s for s in segments if s not in small] + [_merge(path, small)]
+                merged = True
         _write_manifest(path, scope, segments)
         live = {s.name for s in segments}
         for d in path.glob("seg-*"):
             if d.name not in live:
                 remove_tree(d)
     return RefreshResult(len(added), len(removed), merged, time.perf_counter() - t0)
+
+
+def _merge(path: Path, segments: list[Segment]) -> Segment:
+    every = {sha for s in segments for sha in s.doc_shas}
+    return Segment.load(build_segment(path, (t for s in segments for t in segment_texts(s, every))))
 
 
 def _write_manifest(path: Path, scope: dict[str, Any], segments: list[Segment]) -> None:
