@@ -223,6 +223,9 @@ def register(app: typer.Typer, open_lib: Callable[[], Any]) -> None:
         import uvicorn
 
         lib = open_lib()
+        if guard:
+            read = lib.guard(guard).warm()  # fail early on a missing index; fill the page cache
+            err.print(f"guard {guard}: {human_bytes(read)} of index read into the page cache")
         if not lib.keys():
             err.print(
                 "[yellow]no API keys yet[/]: every request will get 401; make one with "

@@ -57,7 +57,11 @@ def _extend(tokens: np.ndarray, starts: np.ndarray, want: np.ndarray, step: int)
     while len(active) and done < len(want):
         c = min(chunk, len(want) - done)
         idx = starts[active, None] + step * np.arange(done, done + c)[None, :]
-        np.clip(idx, 0, n - 1, out=idx)  # both ends of tokens are separators, never matched
+        # Both ends of tokens are separators, never matched; np.clip costs more per call.
+        if step > 0:
+            np.minimum(idx, n - 1, out=idx)
+        else:
+            np.maximum(idx, 0, out=idx)
         eq = tokens[idx] == want[None, done : done + c]
         full = eq.all(axis=1)
         got[active] += np.where(full, c, eq.argmin(axis=1))
@@ -156,7 +160,14 @@ class SegmentMatcher:
         # word are not followed again.
         live = [r.positions - r.q_start for r in self.runs if r.q_start <= i < r.q_end]
         if live:
-            positions = positions[~np.isin(positions - i, np.concatenate(live))]
+            covered = np.concatenate(live)
+            deltas = positions - i
+            if len(covered) * len(deltas) <= 4096:  # small: a set beats np.isin's sorting
+                seen = set(covered.tolist())
+                keep = np.array([d not in seen for d in deltas.tolist()], dtype=bool)
+            else:
+                keep = ~np.isin(deltas, covered)
+            positions = positions[keep]
         if not len(positions):
             return []
         tokens = self.seg.tokens

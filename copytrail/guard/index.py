@@ -27,6 +27,7 @@ from copytrail.fingerprint.hashing import word_ids
 from copytrail.fingerprint.normalize import token_spans
 from copytrail.guard.check import Check
 from copytrail.guard.segment import (
+    FILES,
     MARK_EVERY,
     IndexedText,
     Segment,
@@ -106,6 +107,17 @@ class GuardIndex:
             "bytes_per_token": round(size / tokens, 3) if tokens else None,
             "updated": self.manifest.get("updated"),
         }
+
+    def warm(self) -> int:
+        """Read the index files once so the page cache holds them: the first checks after a
+        start then do not wait on the disk. Returns the bytes read."""
+        total = 0
+        for seg in self.segments:
+            for f in FILES:
+                with open(seg.path / f, "rb", buffering=0) as fh:
+                    while chunk := fh.read(16 * 1024 * 1024):
+                        total += len(chunk)
+        return total
 
     # ---- queries -----------------------------------------------------------------------------
     def check(self, min_words: int) -> Check:
