@@ -23,6 +23,7 @@ bench: $(STAMP)
 	$(VENV)/bin/pip install -q -e '.[bench]'
 	$(VENV)/bin/python bench/ingest.py
 	$(VENV)/bin/python bench/audit.py
+	$(VENV)/bin/python bench/guard.py
 
 clean:
 	rm -rf build .pytest_cache
