@@ -79,15 +79,26 @@ class SegmentMatcher:
         self.seg_no = seg_no
         self.k = max(1, min(ANCHOR_WORDS, min_words))
         self.stride = max(1, min(min_words - self.k + 1, MAX_STRIDE))
-        self.q = np.zeros(0, dtype=np.uint32)
+        self._buf = np.zeros(256, dtype=np.uint32)  # grows by doubling: streams stay linear
+        self._n = 0
         self.next_anchor = 0
         self.open: list[Occurrences] = []
         self.closed: list[Occurrences] = []
 
+    @property
+    def q(self) -> np.ndarray:
+        """The text's token ids so far."""
+        return self._buf[: self._n]
+
     def feed(self, ids: np.ndarray) -> list[Occurrences]:
         """Add words; return the runs that changed (grew or were found)."""
-        start = len(self.q)
-        self.q = np.concatenate((self.q, ids.astype(np.uint32)))
+        start = self._n
+        if start + len(ids) > len(self._buf):
+            grown = np.zeros(max(2 * len(self._buf), start + len(ids)), dtype=np.uint32)
+            grown[:start] = self._buf[:start]
+            self._buf = grown
+        self._buf[start : start + len(ids)] = ids
+        self._n = start + len(ids)
         changed = self._grow_open(start) if len(ids) else []
         anchors = []
         while self.next_anchor + self.k <= len(self.q):
