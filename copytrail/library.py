@@ -724,6 +724,15 @@ class Library:
 
         return service.search(self, phrase, datasets, guards, limit)
 
+    # ---- build: tokenizers, corpora ----------------------------------------------------------
+    def train_tokenizer(
+        self, datasets: list[str], vocab_size: int, out: str | os.PathLike
+    ) -> dict[str, Any]:
+        """Train a byte-level BPE tokenizer on the datasets' texts; write tokenizer.json."""
+        from copytrail.build.tokenizer import train_tokenizer
+
+        return train_tokenizer(self, datasets, vocab_size, out)
+
     # ---- HTTP API keys -----------------------------------------------------------------------
     def add_key(self, name: str, role: str) -> dict[str, Any]:
         from copytrail.server import keys

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
+from copytrail.cli.build_cmds import register as register_build_commands
 from copytrail.cli.guard_cmds import register as register_guard_commands
 from copytrail.cli.render import emit_json, emit_json_lines, err, human_bytes, out, table
 from copytrail.errors import CopytrailError
@@ -681,6 +682,7 @@ def verify(
 
 
 register_guard_commands(app, _lib)
+register_build_commands(app, _lib)
 
 
 def main() -> None:
