@@ -733,6 +733,20 @@ class Library:
 
         return train_tokenizer(self, datasets, vocab_size, out)
 
+    def build(
+        self, corpus: str, policy: str | os.PathLike, workers: int | None = None
+    ) -> dict[str, Any]:
+        """Build a corpus under a policy: fates for every copy, token shards, lineage."""
+        from copytrail.build.run import build_corpus
+
+        return build_corpus(self, corpus, policy, workers)
+
+    def corpus(self, name: str) -> dict[str, Any]:
+        """A corpus's composition: by source kind, dataset and license; exclusions by rule."""
+        from copytrail.build.run import corpus_show
+
+        return corpus_show(self, name)
+
     # ---- HTTP API keys -----------------------------------------------------------------------
     def add_key(self, name: str, role: str) -> dict[str, Any]:
         from copytrail.server import keys

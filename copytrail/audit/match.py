@@ -193,17 +193,8 @@ class Auditor:
             progress=self.progress("fingerprinting") if self.progress else None,
         )
         self.stats["texts_fingerprinted_now"] = computed
-        registry = fps.registry()
         db = duckdb.connect()
-        db.register(
-            "reg_arrow",
-            pa.table(
-                {
-                    "text_sha256": list(registry),
-                    "filename": [str(fps.root / f"X-{b}.parquet") for b in registry.values()],
-                }
-            ),
-        )
+        registry = fps.attach(db)
         db.register(
             "scope_arrow",
             pa.table({"copy_id": [r[0] for r in scope], "text_sha256": [r[1] for r in scope]}),
@@ -217,14 +208,6 @@ class Auditor:
         db.execute("CREATE TABLE scope_texts AS SELECT DISTINCT text_sha256 FROM scope_arrow")
         db.execute("CREATE TABLE work_texts AS SELECT DISTINCT text_sha256 FROM wt_arrow")
         db.register("df_arrow", pa.table({"text_sha256": df_texts}))
-        for kind in ("texts", "bands", "winnow"):
-            files = fps.files(kind)
-            # Only rows of the batch each text is registered in (a re-run may repeat a text).
-            db.execute(
-                f"CREATE VIEW {kind} AS SELECT t.* EXCLUDE (filename) FROM read_parquet({files!r}, "
-                f"filename=true) t JOIN reg_arrow r ON r.text_sha256 = t.text_sha256 "
-                f"AND replace(r.filename, '/X-', '/{kind}-') = t.filename"
-            )
         n_texts = len(registry)
         lib_df = self.boilerplate_df or max(50, int(n_texts * 0.01))
         db.register("known_arrow", pa.table({"h": known_boilerplate(self.boilerplate_files)}))

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from copytrail.cli.render import emit_json, err, out
+from copytrail.cli.render import emit_json, err, out, table
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
 
@@ -16,6 +16,64 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tab
 def register(app: typer.Typer, open_lib: Callable[[], Any]) -> None:
     tok_app = typer.Typer(help="Tokenizers trained on the library's texts.", no_args_is_help=True)
     app.add_typer(tok_app, name="tokenizer")
+
+    corpus_app = typer.Typer(help="Corpora built under a policy.", no_args_is_help=True)
+    app.add_typer(corpus_app, name="corpus")
+
+    @app.command()
+    def build(
+        corpus: str,
+        policy: Annotated[Path, typer.Option("--policy", help="Policy TOML file.")],
+        workers: Annotated[int | None, typer.Option(help="Worker processes.")] = None,
+        json_out: JsonOpt = False,
+    ) -> None:
+        """Build a training corpus: every copy of the policy's datasets gets a recorded fate;
+        included copies are tokenized into shards with a lineage table."""
+        with open_lib() as lib:
+            err.print(f"building {corpus}…")
+            r = lib.build(corpus, policy, workers)
+        if json_out:
+            emit_json(r)
+            return
+        out.print(
+            f"corpus [bold]{corpus}[/]: {r['documents']} documents, {r['tokens']:,} tokens in "
+            f"{len(r['shards'])} shard(s) of {r['dtype']} at {r['path']}; "
+            f"{r['considered'] - r['documents']} of {r['considered']} copies excluded"
+        )
+        if r["excluded_by_rule"]:
+            table(
+                "excluded",
+                ["rule", "copies"],
+                [[k, v] for k, v in r["excluded_by_rule"].items()],
+            )
+
+    @corpus_app.command("show")
+    def corpus_show(name: str, json_out: JsonOpt = False) -> None:
+        """What a corpus is made of: tokens and documents by source kind, dataset, license."""
+        with open_lib() as lib:
+            r = lib.corpus(name)
+        if json_out:
+            emit_json(r)
+            return
+        out.print(
+            f"corpus [bold]{name}[/]: {r['documents']} documents, {r['tokens']:,} tokens, "
+            f"{len(r['shards'])} shard(s); policy {r['policy_sha256'][:12]}, "
+            f"tokenizer {r['tokenizer_sha256'][:12]}, manifest {r['manifest_sha256'][:12]}"
+        )
+        for key, label in (
+            ("by_source_kind", "source_kind"),
+            ("by_dataset", "dataset"),
+            ("by_license", "license"),
+        ):
+            table(
+                key.replace("_", " "),
+                [label, "documents", "tokens", "share"],
+                [
+                    [g[label], g["documents"], f"{g['tokens']:,}", f"{100 * g['share']:.1f}%"]
+                    for g in r[key]
+                ],
+            )
+        table("excluded", ["rule", "copies"], [[k, v] for k, v in r["excluded_by_rule"].items()])
 
     @tok_app.command("train")
     def tokenizer_train(

@@ -164,6 +164,28 @@ class FingerprintStore:
             if new:
                 conn.execute(insert(fingerprints), new)
 
+    def attach(self, db: Any) -> dict[str, str]:
+        """Create DuckDB views `texts`, `bands` and `winnow` over the stored batches, holding only
+        the rows of the batch each text is registered in (a re-run may repeat a text)."""
+        registry = self.registry()
+        db.register(
+            "reg_arrow",
+            pa.table(
+                {
+                    "text_sha256": list(registry),
+                    "filename": [str(self.root / f"X-{b}.parquet") for b in registry.values()],
+                }
+            ),
+        )
+        for kind in ("texts", "bands", "winnow"):
+            files = self.files(kind)
+            db.execute(
+                f"CREATE VIEW {kind} AS SELECT t.* EXCLUDE (filename) FROM read_parquet({files!r}, "
+                f"filename=true) t JOIN reg_arrow r ON r.text_sha256 = t.text_sha256 "
+                f"AND replace(r.filename, '/X-', '/{kind}-') = t.filename"
+            )
+        return registry
+
     def files(self, kind: str) -> list[str]:
         batches = sorted(set(self.registry().values()))
         return [str(self.root / f"{kind}-{b}.parquet") for b in batches]

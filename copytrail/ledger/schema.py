@@ -17,7 +17,8 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-SCHEMA_VERSION = 4  # 2: works lists, audits, matches; 3: works.text_source_sha256; 4: api_keys
+SCHEMA_VERSION = 5  # 2: works lists, audits, matches; 3: works.text_source_sha256; 4: api_keys
+# 5: corpora, corpus_docs
 
 metadata = MetaData()
 
@@ -195,3 +196,36 @@ api_keys = Table(
     Column("actor", String(200), nullable=False),
     Column("revoked", String(40)),
 )
+
+# Corpora built under a policy, and the fate of every copy each build considered.
+corpora = Table(
+    "corpora",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("path", Text, nullable=False),
+    Column("policy_sha256", String(64), nullable=False),
+    Column("tokenizer_sha256", String(64), nullable=False),
+    Column("manifest_sha256", String(64), nullable=False),
+    Column("documents", BigInteger, nullable=False),
+    Column("tokens", BigInteger, nullable=False),
+    Column("created", String(40), nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("event_seq", BigInteger, nullable=False),
+)
+
+corpus_docs = Table(
+    "corpus_docs",
+    metadata,
+    Column("corpus_id", Integer, ForeignKey("corpora.id"), nullable=False),
+    Column("copy_id", BigInteger, ForeignKey("copies.id"), nullable=False),
+    Column("fate", String(16), nullable=False),  # included | excluded
+    Column("rule", String(100)),  # why excluded: source-kind:..., works-list:..., quality:..., ...
+    Column("detail", Text),  # e.g. the matched work, the language found
+    Column("kept_copy_id", BigInteger),  # for duplicates: the copy kept instead
+    Column("shard", Integer),
+    Column("token_start", BigInteger),
+    Column("token_end", BigInteger),
+    UniqueConstraint("corpus_id", "copy_id", name="uq_corpus_copy"),
+)
+Index("ix_corpus_docs_copy", corpus_docs.c.copy_id)

@@ -1,0 +1,355 @@
+"""`copytrail build CORPUS --policy FILE`: decide the fate of every copy of the policy's datasets,
+tokenize the included ones into shards, and record it all.
+
+Rules apply in this order and the first one that fires is the copy's fate: status (unreadable,
+refused, deleted), source kind, works lists (the audit matcher, run now), language, quality,
+then duplicates (kept copy chosen by the keep order). Included copies are written in copy-id
+order, so the same library state and policy give byte-identical shards.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from collections import Counter
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from sqlalchemy import func, insert, select
+
+from copytrail.build.dedup import Candidate, duplicates
+from copytrail.build.filters import quality_rule
+from copytrail.build.policy import Policy, load_policy
+from copytrail.build.shards import ShardWriter, token_dtype
+from copytrail.build.tokenizer import EOS, file_sha256, load_tokenizer
+from copytrail.errors import Conflict, InvalidInput
+from copytrail.ledger.db import read_connection, write_transaction
+from copytrail.ledger.events import EventWriter, utc_now
+from copytrail.ledger.records import dataset_label
+from copytrail.ledger.schema import copies, corpora, corpus_docs, datasets, sources
+
+if TYPE_CHECKING:
+    from copytrail.library import Library
+
+ENCODE_BATCH = 64  # documents per tokenizer call (the Rust side spreads a batch over cores)
+
+
+def corpus_root(lib: Library) -> Path:
+    return lib.path / "corpora"
+
+
+def _considered(lib: Library, policy: Policy) -> list[dict[str, Any]]:
+    with read_connection(lib.engine) as conn:
+        ids = [lib._dataset_id(conn, d) for d in policy.datasets]
+        q = (
+            select(
+                copies.c.id,
+                copies.c.status,
+                copies.c.text_sha256,
+                copies.c.language,
+                datasets.c.name.label("dataset_name"),
+                datasets.c.version.label("dataset_version"),
+                sources.c.name.label("source"),
+                sources.c.kind,
+                sources.c.license,
+            )
+            .join(datasets, datasets.c.id == copies.c.dataset_id)
+            .join(sources, sources.c.id == datasets.c.source_id)
+            .where(copies.c.dataset_id.in_(ids))
+            .order_by(copies.c.id)
+        )
+        rows = []
+        for r in conn.execute(q):
+            d = r._asdict()
+            d["dataset"] = dataset_label(d.pop("dataset_name"), d.pop("dataset_version"))
+            rows.append(d)
+    return rows
+
+
+def _works_exclusions(
+    lib: Library, policy: Policy, ids: list[int], workers: int | None
+) -> dict[int, tuple[str, str]]:
+    """copy id -> (rule, detail) for copies the audit matcher ties to an excluded work."""
+    from copytrail.audit.match import Auditor
+
+    out: dict[int, tuple[str, str]] = {}
+    for ex in policy.exclude_works:
+        works = lib.works(ex.list)
+        by_pk = {w["id"]: w for w in works}
+        found = Auditor(lib, works, ids, min_words=ex.min_words, workers=workers).run()
+        for m in sorted(found, key=lambda m: (m.copy_id, m.work_pk)):
+            methods = m.methods & set(ex.methods)
+            if not methods or m.copy_id in out:
+                continue
+            content = methods & {"exact", "near_duplicate", "partial"}
+            if content and (m.coverage or 0.0) < ex.min_coverage:
+                continue
+            method = min(methods)
+            out[m.copy_id] = (f"works-list:{ex.list}", f"{by_pk[m.work_pk]['work_id']} ({method})")
+    return out
+
+
+def build_corpus(
+    lib: Library, name: str, policy_path: str | os.PathLike, workers: int | None = None
+) -> dict[str, Any]:
+    if not name or not all(c.isalnum() or c in "-_.@" for c in name) or name.startswith("."):
+        raise InvalidInput(f"corpus name {name!r} must be letters, digits, '-', '_', '.' or '@'")
+    policy = load_policy(policy_path)
+    tok = load_tokenizer(policy.tokenizer)
+    tok_sha = file_sha256(policy.tokenizer)
+    with read_connection(lib.engine) as conn:
+        if conn.execute(select(corpora.c.id).where(corpora.c.name == name)).first():
+            raise Conflict(f"corpus {name!r} exists; build under a new name (e.g. {name}-2)")
+        ds_ids = [lib._dataset_id(conn, d) for d in policy.datasets]
+    rows = _considered(lib, policy)
+    fates: dict[int, dict[str, Any]] = {}
+
+    def exclude(cid: int, rule: str, detail: str | None = None, kept: int | None = None) -> None:
+        fates[cid] = {"fate": "excluded", "rule": rule, "detail": detail, "kept_copy_id": kept}
+
+    for r in rows:
+        if r["status"] != "ok" or not r["text_sha256"]:
+            exclude(r["id"], f"status:{r['status']}")
+        elif r["kind"] in policy.exclude_kinds:
+            exclude(r["id"], f"source-kind:{r['kind']}")
+    for cid, (rule, detail) in _works_exclusions(lib, policy, ds_ids, workers).items():
+        if cid not in fates:
+            exclude(cid, rule, detail)
+    texts: dict[str, str] = {}
+    for r in rows:
+        if r["id"] in fates:
+            continue
+        if policy.languages and r["language"] not in policy.languages:
+            exclude(r["id"], "language", r["language"])
+            continue
+        text = texts.get(r["text_sha256"])
+        if text is None:
+            text = texts[r["text_sha256"]] = lib.store.get(r["text_sha256"]).decode("utf-8")
+        rule = quality_rule(text, policy.filters)
+        if rule:
+            exclude(r["id"], rule)
+    survivors = [
+        Candidate(r["id"], r["text_sha256"], policy.kind_rank(r["kind"]))
+        for r in rows
+        if r["id"] not in fates
+    ]
+    dups = duplicates(
+        lib, survivors, policy.dedup.exact, policy.dedup.near, policy.dedup.near_threshold, workers
+    )
+    for cid, (rule, kept) in dups.items():
+        exclude(cid, rule, kept=kept)
+
+    root = corpus_root(lib)
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / name
+    if final.exists():  # left by a build killed before it was recorded: no ledger row names it
+        shutil.rmtree(final)
+    tmp = root / f".tmp-{name}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    writer = ShardWriter(
+        tmp, token_dtype(tok.get_vocab_size()), tok.token_to_id(EOS), policy.shard_tokens
+    )
+    included = [r for r in rows if r["id"] not in fates]
+    lineage: list[dict[str, Any]] = []
+    for i in range(0, len(included), ENCODE_BATCH):
+        batch = included[i : i + ENCODE_BATCH]
+        encoded = tok.encode_batch([texts[r["text_sha256"]] for r in batch])
+        for r, enc in zip(batch, encoded, strict=True):
+            shard, start, end = writer.add(enc.ids)
+            fates[r["id"]] = {
+                "fate": "included",
+                "rule": None,
+                "detail": None,
+                "kept_copy_id": None,
+                "shard": shard,
+                "token_start": start,
+                "token_end": end,
+            }
+            lineage.append(
+                {
+                    "shard": shard,
+                    "token_start": start,
+                    "token_end": end,
+                    "copy_id": r["id"],
+                    "text_sha256": r["text_sha256"],
+                    "dataset": r["dataset"],
+                    "source": r["source"],
+                    "source_kind": r["kind"],
+                    "license": r["license"],
+                }
+            )
+    writer.flush()
+    lineage_schema = pa.schema(
+        [
+            ("shard", pa.int32()),
+            ("token_start", pa.int64()),
+            ("token_end", pa.int64()),
+            ("copy_id", pa.int64()),
+            ("text_sha256", pa.string()),
+            ("dataset", pa.string()),
+            ("source", pa.string()),
+            ("source_kind", pa.string()),
+            ("license", pa.string()),
+        ]
+    )
+    pq.write_table(pa.Table.from_pylist(lineage, lineage_schema), tmp / "lineage.parquet")
+    fate_rows = [
+        {
+            "copy_id": cid,
+            "fate": f["fate"],
+            "rule": f["rule"],
+            "detail": f["detail"],
+            "kept_copy_id": f["kept_copy_id"],
+        }
+        for cid, f in sorted(fates.items())
+    ]
+    fate_schema = pa.schema(
+        [
+            ("copy_id", pa.int64()),
+            ("fate", pa.string()),
+            ("rule", pa.string()),
+            ("detail", pa.string()),
+            ("kept_copy_id", pa.int64()),
+        ]
+    )
+    pq.write_table(pa.Table.from_pylist(fate_rows, fate_schema), tmp / "fates.parquet")
+    tokens = sum(s["tokens"] for s in writer.shards)
+    by_rule = Counter(f["rule"] for f in fates.values() if f["fate"] == "excluded")
+    manifest = {
+        "corpus": name,
+        "policy": {"path": str(policy.path), "sha256": policy.sha256},
+        "tokenizer": {
+            "path": str(policy.tokenizer),
+            "sha256": tok_sha,
+            "vocab_size": tok.get_vocab_size(),
+            "eos_id": tok.token_to_id(EOS),
+        },
+        "dtype": writer.dtype.name,
+        "shards": writer.shards,
+        "lineage_sha256": file_sha256(tmp / "lineage.parquet"),
+        "fates_sha256": file_sha256(tmp / "fates.parquet"),
+        "documents": len(lineage),
+        "tokens": tokens,
+        "considered": len(rows),
+        "excluded_by_rule": dict(sorted(by_rule.items())),
+    }
+    body = json.dumps(manifest, indent=2, sort_keys=True).encode()
+    (tmp / "manifest.json").write_bytes(body)
+    manifest_sha = hashlib.sha256(body).hexdigest()
+    os.rename(tmp, final)
+
+    with write_transaction(lib.engine) as conn:
+        corpus_id = (conn.execute(select(func.max(corpora.c.id))).scalar() or 0) + 1
+        ev = EventWriter(conn, lib.actor)
+        subj = {"corpus_id": corpus_id, "corpus": name}
+        seq = ev.append(
+            "included",
+            subj,
+            {
+                "documents": len(lineage),
+                "tokens": tokens,
+                "lineage_sha256": manifest["lineage_sha256"],
+            },
+        )
+        ev.append(
+            "excluded",
+            subj,
+            {
+                "copies": sum(by_rule.values()),
+                "by_rule": manifest["excluded_by_rule"],
+                "fates_sha256": manifest["fates_sha256"],
+            },
+        )
+        ev.append(
+            "produced",
+            subj,
+            {
+                "artifact": "corpus",
+                "path": str(final.resolve()),
+                "manifest_sha256": manifest_sha,
+                "policy_sha256": policy.sha256,
+                "tokenizer_sha256": tok_sha,
+            },
+        )
+        ev.flush()
+        conn.execute(
+            insert(corpora),
+            [
+                {
+                    "id": corpus_id,
+                    "name": name,
+                    "path": str(final.resolve()),
+                    "policy_sha256": policy.sha256,
+                    "tokenizer_sha256": tok_sha,
+                    "manifest_sha256": manifest_sha,
+                    "documents": len(lineage),
+                    "tokens": tokens,
+                    "created": utc_now(),
+                    "actor": lib.actor,
+                    "event_seq": seq,
+                }
+            ],
+        )
+        doc_rows = [
+            {
+                "corpus_id": corpus_id,
+                "copy_id": cid,
+                "fate": f["fate"],
+                "rule": f["rule"],
+                "detail": f["detail"],
+                "kept_copy_id": f["kept_copy_id"],
+                "shard": f.get("shard"),
+                "token_start": f.get("token_start"),
+                "token_end": f.get("token_end"),
+            }
+            for cid, f in sorted(fates.items())
+        ]
+        for i in range(0, len(doc_rows), 5000):
+            conn.execute(insert(corpus_docs), doc_rows[i : i + 5000])
+    return {**manifest, "manifest_sha256": manifest_sha, "path": str(final), "event_seq": seq}
+
+
+def corpus_show(lib: Library, name: str) -> dict[str, Any]:
+    """Composition: tokens and documents by source kind, dataset and license; exclusions by rule."""
+    from copytrail.errors import NotFound
+
+    with read_connection(lib.engine) as conn:
+        c = conn.execute(select(corpora).where(corpora.c.name == name)).first()
+        if c is None:
+            raise NotFound(f"no corpus {name!r}; build one: copytrail build {name} --policy FILE")
+        manifest = json.loads((Path(c.path) / "manifest.json").read_text())
+    lineage = pq.read_table(Path(c.path) / "lineage.parquet").to_pylist()
+
+    def grouped(key: str) -> list[dict[str, Any]]:
+        acc: dict[str, list[int]] = {}
+        for row in lineage:
+            a = acc.setdefault(row[key] or "", [0, 0])
+            a[0] += 1
+            a[1] += row["token_end"] - row["token_start"]
+        total = sum(t for _, t in acc.values()) or 1
+        return [
+            {key: k, "documents": d, "tokens": t, "share": round(t / total, 4)}
+            for k, (d, t) in sorted(acc.items(), key=lambda kv: -kv[1][1])
+        ]
+
+    return {
+        "corpus": name,
+        "path": c.path,
+        "created": c.created,
+        "documents": c.documents,
+        "tokens": c.tokens,
+        "considered": manifest["considered"],
+        "policy_sha256": c.policy_sha256,
+        "tokenizer_sha256": c.tokenizer_sha256,
+        "manifest_sha256": c.manifest_sha256,
+        "shards": manifest["shards"],
+        "by_source_kind": grouped("source_kind"),
+        "by_dataset": grouped("dataset"),
+        "by_license": grouped("license"),
+        "excluded_by_rule": manifest["excluded_by_rule"],
+    }
