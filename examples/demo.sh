@@ -37,6 +37,11 @@ ct check build/demo-input/model-output-quoting.txt --guard demo-class \
 ct search "gregor samsa woke" --limit 3
 ct key add demo-filter --role checker >/dev/null && echo "API key made for: copytrail serve --guard demo-class"
 
+echo; echo "# build a training corpus under a policy: shadow-library copies and opt-outs excluded"
+ct tokenizer train --dataset gutenberg@2024-01 --vocab 2000 --out build/demo-tokenizer.json
+ct build demo-corpus --policy examples/policy.toml
+ct corpus show demo-corpus
+
 ct ls datasets
 ct ls copies --dataset example-press@2025-03
 ct stats
