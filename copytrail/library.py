@@ -747,6 +747,51 @@ class Library:
 
         return corpus_show(self, name)
 
+    def record_run(
+        self,
+        model: str,
+        corpus: str,
+        shards: list[int] | None = None,
+        started: str | None = None,
+        finished: str | None = None,
+        notes: str | None = None,
+    ) -> dict[str, Any]:
+        """Record a training run; call it from a training loop, or use `copytrail run record`."""
+        from copytrail.build.trace import record_run
+
+        return record_run(self, model, corpus, shards, started, finished, notes)
+
+    def trace(
+        self,
+        copy: str | int | None = None,
+        work: str | None = None,
+        works_list: str | None = None,
+        dataset: str | None = None,
+        model: str | None = None,
+        received_after: str | None = None,
+    ) -> dict[str, Any]:
+        """Forward (copy, work, dataset -> corpora, shards, runs, models) or backward (model ->
+        tokens by dataset, source, source kind); or models that read data received after a date."""
+        from copytrail.build import trace as tr
+
+        given = [x is not None for x in (copy, work, dataset, model, received_after)]
+        if sum(given) != 1:
+            raise InvalidInput(
+                "trace one thing: --copy ID, --work ID, --dataset D, --model NAME "
+                "or --received-after DATE"
+            )
+        if model is not None:
+            return tr.trace_model(self, model)
+        if received_after is not None:
+            return tr.models_after(self, received_after)
+        if copy is not None:
+            c = self.copy(copy)
+            return tr.trace_copies(self, [c["id"]], {"copy": c["id"], "path": c["path"]})
+        if work is not None:
+            ids = tr.work_copy_ids(self, work, works_list)
+            return tr.trace_copies(self, ids, {"work": work, "copy_ids": ids})
+        return tr.trace_copies(self, tr.dataset_copy_ids(self, dataset), {"dataset": dataset})
+
     # ---- HTTP API keys -----------------------------------------------------------------------
     def add_key(self, name: str, role: str) -> dict[str, Any]:
         from copytrail.server import keys

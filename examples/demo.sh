@@ -41,6 +41,9 @@ echo; echo "# build a training corpus under a policy: shadow-library copies and 
 ct tokenizer train --dataset gutenberg@2024-01 --vocab 2000 --out build/demo-tokenizer.json
 ct build demo-corpus --policy examples/policy.toml
 ct corpus show demo-corpus
+ct run record --model demo-7b --corpus demo-corpus --started 2026-01-05 --finished 2026-01-09
+ct trace --model demo-7b
+ct trace --dataset books3@2020-10
 
 ct ls datasets
 ct ls copies --dataset example-press@2025-03

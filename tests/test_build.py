@@ -183,3 +183,77 @@ def test_build_cli(built):
     assert "by source kind" in r.stdout
     r = run_cli("build", "x", "--policy", str(root / "missing.toml"), library=lib.path, check=False)
     assert r.returncode == 2 and "cannot read policy" in r.stderr
+
+
+def test_runs_and_trace_forward_and_backward(built):
+    lib, root, _tok = built
+    r = lib.build("traced", _policy(root, "p7", ""))
+    assert len(r["shards"]) >= 2  # 60,000-token shards over the sample books
+    lineage = pq.read_table(Path(r["path"]) / "lineage.parquet").to_pylist()
+    in_first = next(row for row in lineage if row["shard"] == 0)
+    in_other = next(row for row in lineage if row["shard"] != 0)
+    run = lib.record_run("m-small", "traced", shards=[0], started="2026-01-01T00:00:00Z")
+    assert run["shards"] == [0]
+    lib.record_run("m-full", "traced")
+    # forward: a copy in shard 0 reached both models, one in a later shard only the full one
+    assert lib.trace(copy=in_first["copy_id"])["models"] == ["m-full", "m-small"]
+    assert lib.trace(copy=in_other["copy_id"])["models"] == ["m-full"]
+    # backward: token shares by source kind add up, and match the lineage of shard 0
+    back = lib.trace(model="m-small")
+    want = sum(x["token_end"] - x["token_start"] for x in lineage if x["shard"] == 0)
+    assert back["tokens"] == want
+    assert abs(sum(g["share"] for g in back["by_source_kind"]) - 1) < 1e-3
+    full = lib.trace(model="m-full")
+    assert full["tokens"] == sum(x["token_end"] - x["token_start"] for x in lineage)
+    # dataset and date questions
+    ds = lib.trace(dataset="b3@1")
+    assert ds["copies"] >= 5 and ds["corpora"]
+    assert {m["model"] for m in lib.trace(received_after="2000-01-01")["models"]} >= {
+        "m-full",
+        "m-small",
+    }
+    assert lib.trace(received_after="2999-01-01")["models"] == []
+    with pytest.raises(InvalidInput):
+        lib.record_run("m", "traced", shards=[99])
+    with pytest.raises(InvalidInput):
+        lib.record_run("m", "traced", started="yesterday")
+    with pytest.raises(InvalidInput):
+        lib.trace(copy=1, model="m-full")
+    assert lib.verify().ok
+
+
+def test_run_and_trace_cli(built):
+    lib, root, _tok = built
+    lib.build("cli-t", _policy(root, "p8", ""))
+    r = run_cli(
+        "run",
+        "record",
+        "--model",
+        "cli-m",
+        "--corpus",
+        "cli-t",
+        "--shards",
+        "0",
+        "--json",
+        library=lib.path,
+    )
+    assert json.loads(r.stdout)["shards"] == [0]
+    r = run_cli("trace", "--model", "cli-m", "--json", library=lib.path)
+    assert json.loads(r.stdout)["tokens"] > 0
+    r = run_cli("trace", "--model", "cli-m", library=lib.path)
+    assert "by source kind" in r.stdout
+    r = run_cli("run", "record", "--model", "x", "--corpus", "nope", library=lib.path, check=False)
+    assert r.returncode == 2 and "no corpus" in r.stderr
+    r = run_cli(
+        "run",
+        "record",
+        "--model",
+        "x",
+        "--corpus",
+        "cli-t",
+        "--shards",
+        "a",
+        library=lib.path,
+        check=False,
+    )
+    assert r.returncode == 2 and "shard numbers" in r.stderr

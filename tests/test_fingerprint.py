@@ -76,3 +76,20 @@ def test_minhash_estimates_jaccard_and_bands_collide_for_near_duplicates():
     bands = hashing.band_keys(sig)
     assert (bands[0] == bands[1]).any() and not (bands[0] == bands[2]).any()
     assert not (bands[3] == bands[0]).any()
+
+
+def test_a_batch_of_texts_too_short_to_winnow_stays_readable(lib):
+    """A batch with no winnowed hash at all once wrote a NULL-typed column that DuckDB could not
+    read beside the other batches."""
+    import duckdb
+
+    short = lib.store.put("just a few words".encode())[0]
+    lib.fingerprints.ensure([short], workers=1)
+    long_text = " ".join(f"word{i}" for i in range(500))
+    long = lib.store.put(long_text.encode())[0]
+    lib.fingerprints.ensure([long], workers=1)
+    db = duckdb.connect()
+    lib.fingerprints.attach(db)
+    got = db.execute("SELECT count(DISTINCT text_sha256) FROM winnow").fetchone()[0]
+    assert got == 1
+    assert db.execute("SELECT count(*) FROM texts").fetchone()[0] == 2

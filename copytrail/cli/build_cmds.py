@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from copytrail.cli.render import emit_json, err, out, table
+from copytrail.errors import InvalidInput
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
 
@@ -74,6 +75,100 @@ def register(app: typer.Typer, open_lib: Callable[[], Any]) -> None:
                 ],
             )
         table("excluded", ["rule", "copies"], [[k, v] for k, v in r["excluded_by_rule"].items()])
+
+    run_app = typer.Typer(
+        help="Training runs: which model read which corpus.", no_args_is_help=True
+    )
+    app.add_typer(run_app, name="run")
+
+    @run_app.command("record")
+    def run_record(
+        model: Annotated[str, typer.Option("--model", help="The model trained.")],
+        corpus: Annotated[str, typer.Option("--corpus", help="The corpus it was trained on.")],
+        shards: Annotated[
+            str | None,
+            typer.Option("--shards", help="Shard numbers read, e.g. 0,1,2 (default all)."),
+        ] = None,
+        started: Annotated[str | None, typer.Option(help="ISO time the run started.")] = None,
+        finished: Annotated[str | None, typer.Option(help="ISO time the run finished.")] = None,
+        notes: Annotated[str | None, typer.Option(help="Free text.")] = None,
+        json_out: JsonOpt = False,
+    ) -> None:
+        """Record a training run made by any trainer."""
+        shard_list = None
+        if shards:
+            try:
+                shard_list = [int(x) for x in shards.split(",") if x.strip()]
+            except ValueError as e:
+                raise InvalidInput(f"--shards {shards!r}: give shard numbers like 0,1,2") from e
+        with open_lib() as lib:
+            r = lib.record_run(model, corpus, shard_list, started, finished, notes)
+        if json_out:
+            emit_json(r)
+        else:
+            which = "all shards" if r["shards"] is None else f"shards {r['shards']}"
+            out.print(
+                f"run #{r['id']}: model [bold]{model}[/] trained on {corpus} ({which}), "
+                f"event {r['event_seq']}"
+            )
+
+    @app.command()
+    def trace(
+        copy: Annotated[
+            str | None, typer.Option("--copy", help="Copy id or SHA-256 prefix.")
+        ] = None,
+        work: Annotated[
+            str | None, typer.Option("--work", help="Work id (of a works list).")
+        ] = None,
+        works_list: Annotated[str | None, typer.Option("--list", help="The work's list.")] = None,
+        dataset: Annotated[str | None, typer.Option("--dataset", "-d", help="A dataset.")] = None,
+        model: Annotated[str | None, typer.Option("--model", help="A model (backward).")] = None,
+        received_after: Annotated[
+            str | None,
+            typer.Option("--received-after", help="Models that read data received after a date."),
+        ] = None,
+        json_out: JsonOpt = False,
+    ) -> None:
+        """Where data went (copy, work, dataset -> corpora, shards, runs, models) or where a
+        model's tokens came from (by dataset, source, source kind)."""
+        with open_lib() as lib:
+            r = lib.trace(copy, work, works_list, dataset, model, received_after)
+        if json_out:
+            emit_json(r)
+            return
+        if model is not None:
+            out.print(
+                f"model [bold]{model}[/]: {r['tokens']:,} tokens over {len(r['runs'])} run(s)"
+            )
+            for key, label in (("by_source_kind", "source_kind"), ("by_dataset", "dataset")):
+                table(
+                    key.replace("_", " "),
+                    [label, "tokens", "share"],
+                    [[g[label], f"{g['tokens']:,}", f"{100 * g['share']:.1f}%"] for g in r[key]],
+                )
+        elif received_after is not None:
+            table(
+                f"models that read data received on or after {received_after}",
+                ["model", "copies", "tokens"],
+                [[m["model"], m["copies"], f"{m['tokens']:,}"] for m in r["models"]],
+            )
+        else:
+            table(
+                f"where {r['copies']} copies went",
+                ["corpus", "included", "tokens", "shards", "excluded (rule)", "runs -> models"],
+                [
+                    [
+                        c["corpus"],
+                        c["included"],
+                        f"{c['tokens']:,}",
+                        ",".join(map(str, c["shards"])),
+                        ", ".join(f"{k} {v}" for k, v in c["excluded_by_rule"].items()),
+                        ", ".join(f"#{u['run_id']} {u['model']}" for u in c["runs"]),
+                    ]
+                    for c in r["corpora"]
+                ],
+            )
+            out.print(f"models: {', '.join(r['models']) or 'none'}")
 
     @tok_app.command("train")
     def tokenizer_train(

@@ -115,16 +115,17 @@ class FingerprintStore:
         n = len(rows)
         texts = pa.table(
             {
-                "text_sha256": [r["sha"] for r in rows],
+                "text_sha256": pa.array([r["sha"] for r in rows], pa.string()),
                 "words": pa.array([r["words"] for r in rows], pa.int64()),
-                "norm_sha256": [r["norm"] for r in rows],
+                "norm_sha256": pa.array([r["norm"] for r in rows], pa.string()),
                 "minhash": pa.array([r["sig"] for r in rows], pa.binary(hashing.NUM_PERM * 4)),
             }
         )
         bands = pa.table(
             {
-                "text_sha256": np.repeat(
-                    np.array([r["sha"] for r in rows], dtype=object), hashing.LSH_BANDS
+                "text_sha256": pa.array(
+                    np.repeat(np.array([r["sha"] for r in rows], dtype=object), hashing.LSH_BANDS),
+                    pa.string(),
                 ),
                 "band": np.tile(np.arange(hashing.LSH_BANDS, dtype=np.int16), n),
                 "key": np.concatenate([r["bands"] for r in rows]),
@@ -133,7 +134,11 @@ class FingerprintStore:
         counts = [len(r["wh"]) for r in rows]
         winnow = pa.table(
             {
-                "text_sha256": np.repeat(np.array([r["sha"] for r in rows], dtype=object), counts),
+                # Typed: a batch of texts too short to winnow must not write a NULL-typed column,
+                # which DuckDB then cannot read together with the other batches.
+                "text_sha256": pa.array(
+                    np.repeat(np.array([r["sha"] for r in rows], dtype=object), counts), pa.string()
+                ),
                 "h": np.concatenate([r["wh"] for r in rows]) if rows else np.zeros(0, np.uint64),
                 "pos": np.concatenate([r["wp"] for r in rows]) if rows else np.zeros(0, np.uint32),
             }

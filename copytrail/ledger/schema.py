@@ -17,8 +17,8 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-SCHEMA_VERSION = 5  # 2: works lists, audits, matches; 3: works.text_source_sha256; 4: api_keys
-# 5: corpora, corpus_docs
+SCHEMA_VERSION = 6  # 2: works lists, audits, matches; 3: works.text_source_sha256; 4: api_keys
+# 5: corpora, corpus_docs; 6: runs
 
 metadata = MetaData()
 
@@ -229,3 +229,20 @@ corpus_docs = Table(
     UniqueConstraint("corpus_id", "copy_id", name="uq_corpus_copy"),
 )
 Index("ix_corpus_docs_copy", corpus_docs.c.copy_id)
+
+# Training runs: which model was trained on which corpus (and which of its shards).
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("model", String(200), nullable=False),
+    Column("corpus_id", Integer, ForeignKey("corpora.id"), nullable=False),
+    Column("shards", Text),  # JSON list of shard numbers; NULL = every shard
+    Column("started", String(40)),
+    Column("finished", String(40)),
+    Column("notes", Text),
+    Column("created", String(40), nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("event_seq", BigInteger, nullable=False),
+)
+Index("ix_runs_model", runs.c.model)
