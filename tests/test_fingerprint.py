@@ -83,7 +83,7 @@ def test_a_batch_of_texts_too_short_to_winnow_stays_readable(lib):
     read beside the other batches."""
     import duckdb
 
-    short = lib.store.put("just a few words".encode())[0]
+    short = lib.store.put(b"just a few words")[0]
     lib.fingerprints.ensure([short], workers=1)
     long_text = " ".join(f"word{i}" for i in range(500))
     long = lib.store.put(long_text.encode())[0]
