@@ -792,6 +792,38 @@ class Library:
             return tr.trace_copies(self, ids, {"work": work, "copy_ids": ids})
         return tr.trace_copies(self, tr.dataset_copy_ids(self, dataset), {"dataset": dataset})
 
+    # ---- retention: holds, deletion ----------------------------------------------------------
+    def add_hold(self, matter: str, scope: str, ref: str) -> dict[str, Any]:
+        """Put a dataset, a source or a work (LIST:WORK_ID) under legal hold."""
+        from copytrail.retention.holds import add_hold
+
+        return add_hold(self, matter, scope, ref)
+
+    def holds(self, active_only: bool = False) -> list[dict[str, Any]]:
+        from copytrail.retention.holds import list_holds
+
+        return list_holds(self, active_only)
+
+    def release_hold(self, hold_id: int) -> dict[str, Any]:
+        from copytrail.retention.holds import release_hold
+
+        return release_hold(self, hold_id)
+
+    def delete(
+        self,
+        reason: str,
+        dataset: str | None = None,
+        source: str | None = None,
+        copies_file: str | None = None,
+        rebuild: bool = False,
+        keep_derived: bool = False,
+    ) -> dict[str, Any]:
+        """Delete copies (blobs, derived shards, guard entries) with a certificate; refused
+        when a hold covers any of them."""
+        from copytrail.retention.delete import delete_copies
+
+        return delete_copies(self, reason, dataset, source, copies_file, rebuild, keep_derived)
+
     # ---- HTTP API keys -----------------------------------------------------------------------
     def add_key(self, name: str, role: str) -> dict[str, Any]:
         from copytrail.server import keys

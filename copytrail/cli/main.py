@@ -12,6 +12,7 @@ import typer
 from copytrail.cli.build_cmds import register as register_build_commands
 from copytrail.cli.guard_cmds import register as register_guard_commands
 from copytrail.cli.render import emit_json, emit_json_lines, err, human_bytes, out, table
+from copytrail.cli.retention_cmds import register as register_retention_commands
 from copytrail.errors import CopytrailError
 from copytrail.ledger.records import SOURCE_KINDS
 
@@ -683,6 +684,7 @@ def verify(
 
 register_guard_commands(app, _lib)
 register_build_commands(app, _lib)
+register_retention_commands(app, _lib)
 
 
 def main() -> None:

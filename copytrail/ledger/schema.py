@@ -17,8 +17,8 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-SCHEMA_VERSION = 6  # 2: works lists, audits, matches; 3: works.text_source_sha256; 4: api_keys
-# 5: corpora, corpus_docs; 6: runs
+SCHEMA_VERSION = 7  # 2: works lists, audits, matches; 3: works.text_source_sha256; 4: api_keys
+# 5: corpora, corpus_docs; 6: runs; 7: holds, deletions
 
 metadata = MetaData()
 
@@ -246,3 +246,30 @@ runs = Table(
     Column("event_seq", BigInteger, nullable=False),
 )
 Index("ix_runs_model", runs.c.model)
+
+# Legal holds: while active, nothing they cover may be deleted.
+holds = Table(
+    "holds",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("matter", Text, nullable=False),
+    Column("scope", String(16), nullable=False),  # dataset | source | work
+    Column("ref", String(400), nullable=False),  # dataset label, source name, list:work_id
+    Column("created", String(40), nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("released", String(40)),
+    Column("released_by", String(200)),
+    Column("event_seq", BigInteger, nullable=False),
+)
+
+deletions = Table(
+    "deletions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("reason", Text, nullable=False),
+    Column("copies", Integer, nullable=False),
+    Column("certificate", Text),  # path of the JSON certificate
+    Column("created", String(40), nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("event_seq", BigInteger, nullable=False),
+)

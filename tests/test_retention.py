@@ -1,0 +1,142 @@
+"""Holds and deletion: a hold refuses a deletion and nothing changes; a deletion removes the blobs
+(keeping shared ones), the shards built from the copies and their guard entries, rebuilds the
+corpus, writes a certificate whose proof verifies, and leaves no trace of the text anywhere."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from copytrail import Library
+from copytrail.errors import Conflict
+from copytrail.ledger.merkle import verify_proof_document
+
+from .conftest import EXAMPLES, run_cli
+
+MARKER = "zyxwv quorbel flindermaus"  # words found in no other text
+
+
+def _secret_book(path: Path) -> str:
+    rng = random.Random(4)
+    vocab = ["the", "a", "of", "and", "river", "night", "lantern", "harbour", "quiet", "letters"]
+    words = [rng.choice(vocab) for _ in range(3000)]
+    text = " ".join(words[:1500]) + f" {MARKER} " + " ".join(words[1500:]) + "\n"
+    path.write_text(text)
+    return text
+
+
+@pytest.fixture
+def library(tmp_path: Path):
+    lib = Library.init(tmp_path / "lib")
+    lib.add_source("pg", kind="public-domain")
+    lib.add_source("pirate", kind="shadow-library")
+    lib.ingest(
+        [str(EXAMPLES / "11"), str(EXAMPLES / "5200")], source="pg", dataset="pg@1", workers=1
+    )
+    book = tmp_path / "secret" / "book.txt"
+    book.parent.mkdir()
+    _secret_book(book)
+    lib.ingest([str(book.parent)], source="pirate", dataset="loot@1", workers=1)
+    lib.train_tokenizer(["pg@1"], 800, tmp_path / "tok.json")
+    policy = tmp_path / "policy.toml"
+    policy.write_text(
+        'datasets = ["pg@1", "loot@1"]\ntokenizer = "tok.json"\nshard_tokens = 20000\n'
+        "[filters]\nmin_words = 10\nmean_word_length = [2, 12]\nmax_duplicate_lines = 1.0\n"
+        "max_duplicate_paragraphs = 1.0\n"
+    )
+    lib.build("c1", policy)
+    lib.guard_index("all", all_datasets=True)
+    yield lib, tmp_path
+    lib.close()
+
+
+def _blob_texts(lib: Library) -> list[bytes]:
+    return [lib.store.get(name) for name in lib.store.iter_names()]
+
+
+def _shard_token_runs(lib: Library) -> list[np.ndarray]:
+    return [np.fromfile(p, dtype=np.uint16) for p in (lib.path / "corpora").rglob("*.bin")]
+
+
+def _contains(hay: np.ndarray, needle: list[int]) -> bool:
+    n = len(needle)
+    if len(hay) < n:
+        return False
+    windows = np.lib.stride_tricks.sliding_window_view(hay, n)
+    return bool((windows == np.array(needle, dtype=hay.dtype)).all(axis=1).any())
+
+
+def test_hold_refuses_and_nothing_changes(library):
+    lib, _ = library
+    hold = lib.add_hold("Doe v. Acme, 24-cv-1", "source", "pirate")
+    before = [(c["id"], c["status"]) for c in lib.copies()]
+    blobs_before = sorted(lib.store.iter_names())
+    with pytest.raises(Conflict, match=r"hold #1 \(Doe v. Acme"):
+        lib.delete("takedown", dataset="loot@1")
+    assert [(c["id"], c["status"]) for c in lib.copies()] == before
+    assert sorted(lib.store.iter_names()) == blobs_before
+    assert lib.verify().ok
+    assert [h["id"] for h in lib.holds(active_only=True)] == [hold["id"]]
+    lib.release_hold(hold["id"])
+    assert lib.holds(active_only=True) == []
+    assert lib.delete("takedown", dataset="loot@1")["copies"]
+
+
+def test_delete_leaves_no_trace_and_proves_it(library):
+    lib, tmp = library
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(str(tmp / "tok.json"))
+    marker_ids = tok.encode(" " + MARKER).ids
+    assert any(MARKER.encode() in b for b in _blob_texts(lib))
+    assert any(_contains(run, marker_ids) for run in _shard_token_runs(lib))
+    assert lib.search(MARKER)["occurrences"] == 1
+
+    r = lib.delete("takedown notice 114", dataset="loot@1", rebuild=True)
+    assert len(r["copies"]) == 1 and r["blobs_removed"]
+    assert r["tainted_corpora"][0]["corpus"] == "c1" and r["derived_files_removed"]
+    assert r["rebuilt"][0]["rebuilt_as"] == "c1-d1"
+    # no blob, no shard, no guard entry holds the text any more
+    assert not any(MARKER.encode() in b for b in _blob_texts(lib))
+    assert not any(_contains(run, marker_ids) for run in _shard_token_runs(lib))
+    assert lib.search(MARKER)["occurrences"] == 0
+    rebuilt = lib.corpus("c1-d1")
+    assert "shadow-library" not in {g["source_kind"] for g in rebuilt["by_source_kind"]}
+    # the record: verify confirms the blobs are gone; the certificate's proof verifies
+    report = lib.verify()
+    assert report.ok, report.problems
+    cert = json.loads(Path(r["certificate_path"]).read_text())
+    assert verify_proof_document(cert["inclusion_proof"])
+    assert cert["inclusion_proof"]["event_seq"] == cert["event"]["seq"]
+    assert Path(r["certificate_path"]).with_suffix(".txt").read_text().startswith("DELETION")
+    assert lib.copy(cert["copies"][0]["id"])["status"] == "deleted"
+
+
+def test_shared_blobs_are_kept(library):
+    lib, _tmp = library
+    lib.ingest([str(EXAMPLES / "11")], source="pg", dataset="again@1", workers=1)
+    r = lib.delete("duplicate dataset", dataset="again@1")
+    assert r["blobs_removed"] == [] and r["blobs_kept_shared"]
+    assert all(lib.store.exists(s) for s in r["blobs_kept_shared"])
+    assert lib.verify().ok
+
+
+def test_delete_and_hold_cli(library):
+    lib, tmp = library
+    run_cli("hold", "add", "--matter", "M-1", "--dataset", "loot@1", library=lib.path)
+    r = run_cli("delete", "--dataset", "loot@1", "--reason", "x", library=lib.path, check=False)
+    assert r.returncode == 2 and "hold #1" in r.stderr and "Nothing was" in r.stderr
+    run_cli("hold", "release", "1", library=lib.path)
+    ids = tmp / "ids.txt"
+    ids.write_text(str(next(c["id"] for c in lib.copies(dataset="loot@1"))) + "\n")
+    r = run_cli("delete", "--copies", str(ids), "--reason", "x", "--json", library=lib.path)
+    cert = json.loads(r.stdout)
+    proof = Path(cert["certificate_path"]).with_suffix(".proof.json")
+    r = run_cli("verify", "--proof", str(proof), library=lib.path)
+    assert "verifies" in r.stdout
+    r = run_cli("delete", "--copies", str(ids), "--reason", "x", library=lib.path, check=False)
+    assert r.returncode == 2 and "nothing to delete" in r.stderr
