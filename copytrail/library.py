@@ -824,6 +824,14 @@ class Library:
 
         return delete_copies(self, reason, dataset, source, copies_file, rebuild, keep_derived)
 
+    def retention_report(
+        self, rules: str | os.PathLike | None = None, as_of: str | None = None
+    ) -> dict[str, Any]:
+        """Copies never used for training, and what each retention rule would delete or flag."""
+        from copytrail.retention.report import retention_report
+
+        return retention_report(self, rules, as_of)
+
     # ---- HTTP API keys -----------------------------------------------------------------------
     def add_key(self, name: str, role: str) -> dict[str, Any]:
         from copytrail.server import keys

@@ -45,6 +45,14 @@ ct run record --model demo-7b --corpus demo-corpus --started 2026-01-05 --finish
 ct trace --model demo-7b
 ct trace --dataset books3@2020-10
 
+echo; echo "# retention, a legal hold, and a deletion with a certificate"
+ct retention report --rules examples/retention.toml --as-of 2030-01-01
+ct hold add --matter "Doe v. Example AI, 26-cv-0042" --source books3-mirror
+ct delete --dataset books3@2020-10 --reason "takedown" \
+  || { rc=$?; [ "$rc" -eq 2 ] && echo "(refused: the hold covers it, nothing was deleted)"; }
+ct hold release 1
+ct delete --dataset books3@2020-10 --reason "takedown notice 2026-114" --rebuild
+
 ct ls datasets
 ct ls copies --dataset example-press@2025-03
 ct stats

@@ -140,3 +140,31 @@ def test_delete_and_hold_cli(library):
     assert "verifies" in r.stdout
     r = run_cli("delete", "--copies", str(ids), "--reason", "x", library=lib.path, check=False)
     assert r.returncode == 2 and "nothing to delete" in r.stderr
+
+
+def test_retention_report(library):
+    lib, tmp = library
+    rules = tmp / "rules.toml"
+    rules.write_text(
+        '[[rule]]\nname = "shadow originals"\nsource_kind = "shadow-library"\n'
+        "delete_after_last_inclusion_days = 30\n"
+        '[[rule]]\nname = "unused"\nflag_never_included_after_days = 90\n'
+    )
+    now = lib.retention_report(rules)
+    assert now["copies"] == sum(1 for _ in lib.copies())
+    assert now["never_included"] >= 1 and now["never_included"] < now["copies"]
+    assert [r["copies"] for r in now["rules"]] == [0, 0]  # nothing is old enough yet
+    later = lib.retention_report(rules, as_of="2999-01-01")
+    shadow, unused = later["rules"]
+    assert shadow["action"] == "delete" and shadow["copies"] == 1
+    assert shadow["listed"][0]["kind"] == "shadow-library"
+    assert unused["action"] == "flag" and unused["copies"] == now["never_included"]
+    lib.add_hold("M-2", "source", "pirate")
+    held = lib.retention_report(rules, as_of="2999-01-01")["rules"][0]
+    assert (held["copies"], held["held"], held["holds"]) == (0, 1, [1])
+    bad = tmp / "bad.toml"
+    bad.write_text('[[rule]]\nname = "x"\n')
+    with pytest.raises(Exception, match="delete_after_last_inclusion_days"):
+        lib.retention_report(bad)
+    r = run_cli("retention", "report", "--rules", str(rules), "--json", library=lib.path)
+    assert json.loads(r.stdout)["rules"][0]["rule"] == "shadow originals"

@@ -73,6 +73,46 @@ def register(app: typer.Typer, open_lib: Callable[[], Any]) -> None:
         else:
             out.print(f"hold #{h['id']} released at {h['released']}")
 
+    ret_app = typer.Typer(help="Retention rules and reports.", no_args_is_help=True)
+    app.add_typer(ret_app, name="retention")
+
+    @ret_app.command("report")
+    def retention_report(
+        rules: Annotated[
+            str | None, typer.Option("--rules", help="Retention rules TOML file.")
+        ] = None,
+        as_of: Annotated[
+            str | None, typer.Option("--as-of", help="ISO date (default now).")
+        ] = None,
+        json_out: JsonOpt = False,
+    ) -> None:
+        """Copies kept but never used for training; copies past their retention, per rule."""
+        with open_lib() as lib:
+            r = lib.retention_report(rules, as_of)
+        if json_out:
+            emit_json(r)
+            return
+        out.print(
+            f"{r['never_included']} of {r['copies']} present copies were never included in "
+            f"any build (as of {r['as_of']})"
+        )
+        table(
+            "kept but never used for training",
+            ["dataset", "source kind", "copies", "bytes"],
+            [
+                [g["dataset"], g["source_kind"], g["copies"], g["bytes"]]
+                for g in r["never_included_by"]
+            ],
+        )
+        table(
+            "retention rules",
+            ["rule", "action", "copies", "bytes", "held back", "by holds"],
+            [
+                [x["rule"], x["action"], x["copies"], x["bytes"], x["held"], x["holds"]]
+                for x in r["rules"]
+            ],
+        )
+
     @app.command()
     def delete(
         reason: Annotated[str, typer.Option("--reason", help="Why (a takedown, a court order).")],
