@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import shutil
+import time
 from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -105,6 +106,7 @@ def build_corpus(
         if conn.execute(select(corpora.c.id).where(corpora.c.name == name)).first():
             raise Conflict(f"corpus {name!r} exists; build under a new name (e.g. {name}-2)")
         ds_ids = [lib._dataset_id(conn, d) for d in policy.datasets]
+    clock = _Clock()
     rows = _considered(lib, policy)
     fates: dict[int, dict[str, Any]] = {}
 
@@ -116,9 +118,11 @@ def build_corpus(
             exclude(r["id"], f"status:{r['status']}")
         elif r["kind"] in policy.exclude_kinds:
             exclude(r["id"], f"source-kind:{r['kind']}")
+    clock.lap("select")
     for cid, (rule, detail) in _works_exclusions(lib, policy, ds_ids, workers).items():
         if cid not in fates:
             exclude(cid, rule, detail)
+    clock.lap("works lists")
     texts: dict[str, str] = {}
     for r in rows:
         if r["id"] in fates:
@@ -132,6 +136,7 @@ def build_corpus(
         rule = quality_rule(text, policy.filters)
         if rule:
             exclude(r["id"], rule)
+    clock.lap("filters")
     survivors = [
         Candidate(r["id"], r["text_sha256"], policy.kind_rank(r["kind"]))
         for r in rows
@@ -142,6 +147,7 @@ def build_corpus(
     )
     for cid, (rule, kept) in dups.items():
         exclude(cid, rule, kept=kept)
+    clock.lap("dedup")
 
     root = corpus_root(lib)
     root.mkdir(parents=True, exist_ok=True)
@@ -158,7 +164,9 @@ def build_corpus(
     lineage: list[dict[str, Any]] = []
     for i in range(0, len(included), ENCODE_BATCH):
         batch = included[i : i + ENCODE_BATCH]
+        clock.lap("write")
         encoded = tok.encode_batch([texts[r["text_sha256"]] for r in batch])
+        clock.lap("tokenize")
         for r, enc in zip(batch, encoded, strict=True):
             shard, start, end = writer.add(enc.ids)
             fates[r["id"]] = {
@@ -242,6 +250,7 @@ def build_corpus(
     (tmp / "manifest.json").write_bytes(body)
     manifest_sha = hashlib.sha256(body).hexdigest()
     os.rename(tmp, final)
+    clock.lap("write")
 
     with write_transaction(lib.engine) as conn:
         corpus_id = (conn.execute(select(func.max(corpora.c.id))).scalar() or 0) + 1
@@ -311,7 +320,31 @@ def build_corpus(
         ]
         for i in range(0, len(doc_rows), 5000):
             conn.execute(insert(corpus_docs), doc_rows[i : i + 5000])
-    return {**manifest, "manifest_sha256": manifest_sha, "path": str(final), "event_seq": seq}
+    clock.lap("record")
+    text_bytes = sum(len(t.encode("utf-8")) for t in texts.values())
+    included_bytes = sum(len(texts[r["text_sha256"]].encode("utf-8")) for r in included)
+    return {
+        **manifest,
+        "manifest_sha256": manifest_sha,
+        "path": str(final),
+        "event_seq": seq,
+        "timings": clock.seconds,  # not in the manifest: it must not change between builds
+        "text_bytes_read": text_bytes,
+        "text_bytes_included": included_bytes,
+    }
+
+
+class _Clock:
+    """Seconds spent per stage (a stage may be entered several times)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._t = time.perf_counter()
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.seconds[stage] = self.seconds.get(stage, 0.0) + now - self._t
+        self._t = now
 
 
 def corpus_show(lib: Library, name: str) -> dict[str, Any]:
