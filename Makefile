@@ -24,6 +24,7 @@ bench: $(STAMP)
 	$(VENV)/bin/python bench/ingest.py
 	$(VENV)/bin/python bench/audit.py
 	$(VENV)/bin/python bench/guard.py
+	$(VENV)/bin/python bench/build.py
 
 clean:
 	rm -rf build .pytest_cache
