@@ -866,8 +866,35 @@ class Library:
         report = VerifyReport()
         with read_connection(self.engine) as conn:
             deleted = verify_ledger(conn, report, progress)
-            verify_blobs(conn, self.store, deleted, report, quick=quick, progress=progress)
+            verify_blobs(
+                conn,
+                self.store,
+                deleted,
+                report,
+                quick=quick,
+                progress=progress,
+                unfinished=_unfinished_deletions(conn),
+            )
         return report
+
+
+def _unfinished_deletions(conn: Any) -> set[int]:
+    """Copies of deletions whose certificate was never written (the run was killed after the
+    deletion was recorded and before its files were finished)."""
+    from copytrail.ledger.schema import deletions
+
+    pending = {
+        r.id: r.event_seq
+        for r in conn.execute(
+            select(deletions.c.id, deletions.c.certificate, deletions.c.event_seq)
+        )
+        if not (r.certificate and Path(r.certificate).exists())
+    }
+    out: set[int] = set()
+    for seq in pending.values():
+        ev = conn.execute(select(events.c.subjects).where(events.c.seq == seq)).scalar()
+        out.update(json.loads(ev).get("copy_ids", []) if ev else [])
+    return out
 
 
 def _migrate_columns(conn: Any) -> None:

@@ -168,3 +168,99 @@ def test_retention_report(library):
         lib.retention_report(bad)
     r = run_cli("retention", "report", "--rules", str(rules), "--json", library=lib.path)
     assert json.loads(r.stdout)["rules"][0]["rule"] == "shadow originals"
+
+
+def test_interrupted_deletion_is_accepted_and_finished_by_a_rerun(library, monkeypatch):
+    """A deletion killed after it was recorded, before its blobs went: verify accepts the library
+    (with a note), and the next delete removes the leftovers."""
+    import copytrail.retention.delete as d
+
+    lib, _tmp = library
+    real = d._remove_blobs
+    calls = {"n": 0}
+
+    def killed(lib_, ids):
+        calls["n"] += 1
+        if calls["n"] == 2:  # the first call finishes older deletions; the second is this one's
+            raise KeyboardInterrupt("killed")
+        return real(lib_, ids)
+
+    monkeypatch.setattr(d, "_remove_blobs", killed)
+    with pytest.raises(KeyboardInterrupt):
+        lib.delete("takedown", dataset="loot@1")
+    monkeypatch.setattr(d, "_remove_blobs", real)
+    assert any(MARKER.encode() in b for b in _blob_texts(lib))  # still there
+    report = lib.verify()
+    assert report.ok, report.problems
+    assert any("interrupted deletion" in n for n in report.notes)
+    with pytest.raises(Exception, match="nothing to delete"):
+        lib.delete("again", dataset="loot@1")  # finishes the removal first
+    assert not any(MARKER.encode() in b for b in _blob_texts(lib))
+    assert lib.verify().ok
+
+
+def test_sigkill_during_delete_and_build(tmp_path: Path):
+    """Real kills at random moments of `delete` and `build`: verify accepts the library after
+    each; rerunning completes."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    lib = tmp_path / "lib"
+    books = tmp_path / "books"
+    books.mkdir()
+    rng = random.Random(9)
+    base = (EXAMPLES / "11" / "11-0.txt").read_text(encoding="utf-8-sig").split()
+    for i in range(40):
+        words = list(base)
+        for _ in range(300):
+            words[rng.randrange(len(words))] = f"v{i}"
+        (books / f"b{i}.txt").write_text(" ".join(words))
+    run_cli("init", library=lib)
+    run_cli("source", "add", "pg", "--kind", "public-domain", library=lib)
+    run_cli("ingest", str(books), "--source", "pg", "--dataset", "many@1", library=lib)
+    run_cli(
+        "tokenizer",
+        "train",
+        "-d",
+        "many@1",
+        "--vocab",
+        "500",
+        "--out",
+        str(tmp_path / "t.json"),
+        library=lib,
+    )
+    policy = tmp_path / "p.toml"
+    policy.write_text('datasets = ["many@1"]\ntokenizer = "t.json"\n[dedup]\nnear = false\n')
+    cmd = [sys.executable, "-m", "copytrail.cli.main", "--library", str(lib)]
+
+    def killed_run(args: list[str], seconds: float) -> None:
+        p = subprocess.Popen(
+            [*cmd, *args],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        time.sleep(seconds)
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+        p.wait()
+        v = run_cli("verify", "--json", library=lib, check=False)
+        assert json.loads(v.stdout)["ok"], v.stdout
+
+    t0 = time.monotonic()
+    run_cli("build", "probe", "--policy", str(policy), library=lib)
+    full = time.monotonic() - t0
+    for n in range(3):
+        killed_run(["build", f"k{n}", "--policy", str(policy)], rng.uniform(0.3, 0.9) * full)
+    run_cli("build", "k0x", "--policy", str(policy), library=lib)  # a build still completes
+    ids = tmp_path / "ids.txt"
+    ids.write_text("\n".join(str(i) for i in range(1, 21)))
+    for _ in range(3):
+        killed_run(["delete", "--copies", str(ids), "--reason", "r"], rng.uniform(0.5, 2.0))
+    r = run_cli("delete", "--copies", str(ids), "--reason", "r", library=lib, check=False)
+    assert r.returncode in (0, 2)  # finished now, or an earlier run already had
+    v = json.loads(run_cli("verify", "--json", library=lib).stdout)
+    assert v["ok"] and not any("interrupted deletion" in n for n in v["notes"])
