@@ -21,10 +21,10 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, func, insert, select, update
 
+from copytrail.audit.match import copy_context
 from copytrail.errors import Conflict, InvalidInput, NotFound
 from copytrail.ledger.db import read_connection, write_transaction
 from copytrail.ledger.events import EventWriter, utc_now
-from copytrail.ledger.records import dataset_label
 from copytrail.ledger.schema import (
     copies,
     corpora,
@@ -154,28 +154,17 @@ def delete_copies(
                 f"{len(held)} of the {len(ids)} copies are under legal hold: {names}. Nothing was "
                 "deleted; release the hold (copytrail hold release ID) or narrow the selection"
             )
-        rows = conn.execute(
-            select(
-                copies.c.id,
-                copies.c.sha256,
-                copies.c.text_sha256,
-                copies.c.path,
-                datasets.c.name,
-                datasets.c.version,
-            )
-            .join(datasets, datasets.c.id == copies.c.dataset_id)
-            .where(copies.c.id.in_(ids))
-            .order_by(copies.c.id)
-        ).all()
+        # The same per-copy context audit evidence uses (dataset, path, hashes).
+        context = copy_context(conn, ids)
         listed = [
             {
-                "id": r.id,
-                "dataset": dataset_label(r.name, r.version),
-                "path": r.path,
-                "sha256": r.sha256,
-                "text_sha256": r.text_sha256,
+                "id": cid,
+                "dataset": context[cid]["dataset"],
+                "path": context[cid]["path"],
+                "sha256": context[cid]["copy_sha256"],
+                "text_sha256": context[cid]["text_sha256"],
             }
-            for r in rows
+            for cid in sorted(ids)
         ]
         listing = hashlib.sha256(json.dumps(listed, sort_keys=True).encode()).hexdigest()
         tainted = _tainted(conn, ids)
