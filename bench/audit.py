@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from copytrail import Library  # noqa: E402
-from copytrail.engine.local import default_workers  # noqa: E402
+from copytrail.engine.local import LocalEngine, default_workers  # noqa: E402
 from copytrail.fingerprint.normalize import words  # noqa: E402
 from copytrail.samples import gutenberg_body  # noqa: E402
 
@@ -117,12 +117,12 @@ def run_copytrail(
 ) -> dict:
     libdir = work / "lib"
     shutil.rmtree(libdir, ignore_errors=True)
-    lib = Library.init(libdir)
+    lib = Library.init(libdir, executor=LocalEngine(workers, inline_bytes=0))
     lib.add_source("bench", kind="web-crawl")
     jsonl = work / "library.jsonl"
     jsonl.write_bytes(b"".join(orjson.dumps(d) + b"\n" for d in docs))
     t0 = time.perf_counter()
-    lib.ingest([str(jsonl)], source="bench", dataset="bench", workers=workers)
+    lib.ingest([str(jsonl)], source="bench", dataset="bench")
     t_ingest = time.perf_counter() - t0
     refs = work / "refs"
     refs.mkdir(exist_ok=True)
@@ -138,10 +138,10 @@ def run_copytrail(
         sum(lib.store.get(s).__len__() for s in list(shas)[:200]) / min(200, len(shas)) * len(shas)
     )
     t0 = time.perf_counter()
-    lib.fingerprints.ensure(shas, workers=workers)
+    lib.fingerprints.ensure(shas)
     t_fp = time.perf_counter() - t0
     t0 = time.perf_counter()
-    summary = lib.audit("bench", work / "out", workers=workers)
+    summary = lib.audit("bench", work / "out")
     t_audit = time.perf_counter() - t0
     found = set()
     id_of = {c["id"]: c["path"] for c in lib.copies()}

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from copytrail import Library
+from copytrail.engine.local import LocalEngine
 
 SHARED = Path(
     os.environ.get(
@@ -41,10 +42,10 @@ def main() -> None:
         for row in csv.DictReader(f):
             if row["kind"] in ("main_txt", "old_txt"):
                 files.append(str(SHARED / row["file"]))
-    lib = Library.init(args.work / "lib")
+    lib = Library.init(args.work / "lib", executor=LocalEngine(args.workers, inline_bytes=0))
     lib.add_source("pg", kind="public-domain", license="Public domain in the USA")
     t0 = time.perf_counter()
-    lib.ingest(files, source="pg", dataset="pg@1", workers=args.workers)
+    lib.ingest(files, source="pg", dataset="pg@1")
     print(f"ingest (setup): {len(files)} files in {time.perf_counter() - t0:.1f} s")
     t0 = time.perf_counter()
     tok = lib.train_tokenizer(["pg@1"], args.vocab, args.work / "tokenizer.json")
@@ -52,7 +53,7 @@ def main() -> None:
     policy = args.work / "policy.toml"
     policy.write_text('datasets = ["pg@1"]\ntokenizer = "tokenizer.json"\n')
     t0 = time.perf_counter()
-    r = lib.build("bench", policy, workers=args.workers)
+    r = lib.build("bench", policy)
     wall = time.perf_counter() - t0
     read_mb = r["text_bytes_read"] / 1e6
     inc_mb = r["text_bytes_included"] / 1e6

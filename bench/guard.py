@@ -29,9 +29,10 @@ from pathlib import Path
 import numpy as np
 
 from copytrail import Library
+from copytrail.engine.local import LocalEngine
 from copytrail.fingerprint.normalize import tokens
 from copytrail.guard.index import GuardIndex
-from copytrail.guard.service import guard_root
+from copytrail.guard.scope import guard_root
 
 SHARED = Path(
     os.environ.get(
@@ -290,7 +291,9 @@ def main() -> None:
         lib = Library.init(args.work / "lib")
         lib.add_source("pg", kind="public-domain")
         t0 = time.perf_counter()
-        lib.ingest([str(texts)], source="pg", dataset="bench@1", workers=2)
+        lib.with_executor(LocalEngine(2, inline_bytes=0)).ingest(
+            [str(texts)], source="pg", dataset="bench@1"
+        )
         print(f"ingest (setup): {time.perf_counter() - t0:.0f} s")
 
     print("copytrail guard index:")
@@ -316,7 +319,7 @@ def main() -> None:
     (extra / f"new-book-{time.time_ns()}.txt").write_text(
         variant(src, time.time_ns() % 100_000), encoding="utf-8"
     )
-    lib.ingest([str(extra)], source="pg", dataset="bench@1", workers=1)
+    lib.ingest([str(extra)], source="pg", dataset="bench@1")
     t0 = time.perf_counter()
     refreshed = lib.guard_index("bench")
     print(

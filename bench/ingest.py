@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from copytrail import Library  # noqa: E402
-from copytrail.engine.local import default_workers  # noqa: E402
+from copytrail.engine.local import LocalEngine, default_workers  # noqa: E402
 from copytrail.ingest.decode import decode_bytes  # noqa: E402
 
 
@@ -60,13 +60,13 @@ def dir_bytes(p: Path) -> int:
 def run_copytrail(inputs: Path, workers: int, work: Path, label: str) -> dict:
     libdir = work / f"lib-{label}-{workers}"
     shutil.rmtree(libdir, ignore_errors=True)
-    lib = Library.init(libdir)
+    lib = Library.init(libdir, executor=LocalEngine(workers, inline_bytes=0))
     lib.add_source("bench", kind="public-domain")
     t0 = time.perf_counter()
-    s = lib.ingest([str(inputs)], source="bench", dataset=label, workers=workers)
+    s = lib.ingest([str(inputs)], source="bench", dataset=label)
     secs = time.perf_counter() - t0
     t1 = time.perf_counter()
-    again = lib.ingest([str(inputs)], source="bench", dataset=label, workers=workers)
+    again = lib.ingest([str(inputs)], source="bench", dataset=label)
     rerun = time.perf_counter() - t1
     lib.close()
     assert again.copies_added == 0

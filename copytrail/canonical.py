@@ -29,3 +29,8 @@ def canonical_json(value: Any) -> bytes:
 
 def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def parse_json(text: str | None) -> Any:
+    """A JSON column's value; None for an empty column."""
+    return orjson.loads(text) if text else None

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from copytrail import Library
+from copytrail.engine.local import LocalEngine
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples" / "gutenberg"
@@ -22,6 +23,12 @@ def corpus() -> Path:
     if not (SHARED / "MANIFEST.csv").exists():
         pytest.skip(f"shared Gutenberg corpus not found at {SHARED} (set COPYTRAIL_SHARED_CORPUS)")
     return SHARED
+
+
+def pooled(lib: Library, workers: int = 2) -> Library:
+    """The same library with its work spread over `workers` processes whatever the input size
+    (as `--workers N` does), so tests exercise the pool, not the inline path."""
+    return lib.with_executor(LocalEngine(workers, inline_bytes=0))
 
 
 @pytest.fixture

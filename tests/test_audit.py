@@ -21,6 +21,8 @@ from copytrail import Library
 from copytrail.fingerprint.normalize import tokens
 from copytrail.samples import gutenberg_body
 
+from .conftest import pooled
+
 LISTED_WITH_EDITIONS = ["1342", "11", "98", "1661"]  # real editions ingested
 LISTED_GENERATED = ["2701", "74", "76", "1260", "174", "345"]  # only generated variants ingested
 NEGATIVES = ["158", "161", "105", "1400", "2600"]  # listed, absent (same authors / not there)
@@ -143,8 +145,8 @@ def audited(corpus: Path, tmp_path_factory: pytest.TempPathFactory):
         }
     )
 
-    lib.ingest([str(editions)], source="pg", dataset="editions@1", workers=2)
-    lib.ingest([str(gen)], source="shadow", dataset="generated@1", workers=2)
+    pooled(lib).ingest([str(editions)], source="pg", dataset="editions@1")
+    pooled(lib).ingest([str(gen)], source="shadow", dataset="generated@1")
 
     works_csv = work_dir / "works.csv"
     with open(works_csv, "w", newline="", encoding="utf-8") as f:
@@ -154,7 +156,7 @@ def audited(corpus: Path, tmp_path_factory: pytest.TempPathFactory):
             w.writerow([f"PG{pg}", m[pg]["title"][0], m[pg]["author"][0], "", "", str(main[pg])])
     imported = lib.import_works(works_csv, "class")
     assert imported.imported == len(LISTED_WITH_EDITIONS + LISTED_GENERATED + NEGATIVES)
-    summary = lib.audit("class", work_dir / "out", workers=2)
+    summary = pooled(lib).audit("class", work_dir / "out")
     out = work_dir / "out"
     matches = [json.loads(x) for x in (out / "matches.jsonl").read_text().splitlines()]
     with open(out / "works.csv", encoding="utf-8") as f:

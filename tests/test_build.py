@@ -37,9 +37,9 @@ def built(tmp_path_factory):
     lib.add_source("gutenberg", kind="public-domain", license="Public domain in the USA")
     lib.add_source("books3", kind="shadow-library", license="none")
     lib.add_source("press", kind="licensed", license="Agreement 17")
-    lib.ingest([str(EXAMPLES)], source="gutenberg", dataset="pg@1", workers=1)
-    lib.ingest([str(inputs / "books3-sample.jsonl.gz")], source="books3", dataset="b3@1", workers=1)
-    lib.ingest([str(inputs / "publisher")], source="press", dataset="press@1", workers=1)
+    lib.ingest([str(EXAMPLES)], source="gutenberg", dataset="pg@1")
+    lib.ingest([str(inputs / "books3-sample.jsonl.gz")], source="books3", dataset="b3@1")
+    lib.ingest([str(inputs / "publisher")], source="press", dataset="press@1")
     lib.import_works(REPO / "examples" / "works.csv", "optouts")
     tok = lib.train_tokenizer(["pg@1"], 1200, root / "tok.json")
     yield lib, root, tok

@@ -84,10 +84,10 @@ def test_a_batch_of_texts_too_short_to_winnow_stays_readable(lib):
     import duckdb
 
     short = lib.store.put(b"just a few words")[0]
-    lib.fingerprints.ensure([short], workers=1)
+    lib.fingerprints.ensure([short])
     long_text = " ".join(f"word{i}" for i in range(500))
     long = lib.store.put(long_text.encode())[0]
-    lib.fingerprints.ensure([long], workers=1)
+    lib.fingerprints.ensure([long])
     db = duckdb.connect()
     lib.fingerprints.attach(db)
     got = db.execute("SELECT count(DISTINCT text_sha256) FROM winnow").fetchone()[0]

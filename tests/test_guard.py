@@ -229,7 +229,7 @@ def test_small_segments_are_kept_merged(tmp_path):
 def example_lib(tmp_path: Path) -> Library:
     lib = Library.init(tmp_path / "lib")
     lib.add_source("pg", kind="public-domain")
-    lib.ingest([str(EXAMPLES)], source="pg", dataset="pg@1", workers=1)
+    lib.ingest([str(EXAMPLES)], source="pg", dataset="pg@1")
     yield lib
     lib.close()
 
@@ -270,7 +270,7 @@ def test_library_guard_check_search_and_offsets(example_lib: Library):
 
 def test_search_filters_by_dataset(example_lib: Library, tmp_path: Path):
     lib = example_lib
-    lib.ingest([str(EXAMPLES / "11")], source="pg", dataset="alice@1", workers=1)
+    lib.ingest([str(EXAMPLES / "11")], source="pg", dataset="alice@1")
     lib.guard_index("all", all_datasets=True)
     phrase = "down the rabbit hole"
     every = lib.search(phrase)
@@ -287,7 +287,7 @@ def test_refresh_after_ingest_and_scope_change(example_lib: Library, tmp_path: P
     assert (again["added"], again["removed"]) == (0, 0)
     extra = tmp_path / "extra.txt"
     extra.write_text("A brand new book. " + " ".join(f"word{i}" for i in range(500)))
-    lib.ingest([str(extra)], source="pg", dataset="pg@1", workers=1)
+    lib.ingest([str(extra)], source="pg", dataset="pg@1")
     grown = lib.guard_index("g")
     assert grown["added"] == 1 and grown["texts"] == first["texts"] + 1
     r = lib.check(" ".join(f"word{i}" for i in range(100, 200)), "g")
@@ -299,7 +299,7 @@ def test_refresh_after_ingest_and_scope_change(example_lib: Library, tmp_path: P
 def real_guard(corpus: Path, tmp_path_factory) -> Library:
     lib = Library.init(tmp_path_factory.mktemp("guardlib") / "lib")
     lib.add_source("pg", kind="public-domain")
-    lib.ingest([str(main_file(corpus, p)) for p in INDEXED], source="pg", dataset="pg@1", workers=1)
+    lib.ingest([str(main_file(corpus, p)) for p in INDEXED], source="pg", dataset="pg@1")
     lib.guard_index("books", datasets=["pg@1"])
     yield lib
     lib.close()
@@ -359,7 +359,7 @@ def test_reported_spans_are_the_outermost_stretches(example_lib: Library):
     words[100] = "zzedited"
     edited = Path(lib.path) / "edited.txt"
     edited.write_text(" ".join(words))
-    lib.ingest([str(edited)], source="pg", dataset="edits@1", workers=1)
+    lib.ingest([str(edited)], source="pg", dataset="edits@1")
     lib.guard_index("all", all_datasets=True)
     r = lib.check(text[c0:c1], "all")
     assert [s["words"] for s in r["spans"]] == [200]

@@ -14,7 +14,7 @@ import pytest
 from copytrail import Library, samples
 from copytrail.ingest.limits import Limits
 
-from .conftest import EXAMPLES
+from .conftest import EXAMPLES, pooled
 
 LIMITS = Limits(
     max_file_bytes=40 << 20,
@@ -115,7 +115,7 @@ def hostile(tmp_path: Path) -> Path:
 
 
 def test_hostile_set_is_recorded_with_reasons(lib: Library, hostile: Path, tmp_path: Path):
-    s = lib.ingest([str(hostile)], source="pg", dataset="h", workers=2, limits=LIMITS)
+    s = pooled(lib).ingest([str(hostile)], source="pg", dataset="h", limits=LIMITS)
     c = {x["path"]: x for x in lib.copies()}
 
     def reason(path: str) -> str:
@@ -164,7 +164,7 @@ def test_hostile_set_is_recorded_with_reasons(lib: Library, hostile: Path, tmp_p
     assert s.unreadable == sum(x["status"] != "ok" for x in c.values())
     assert lib.verify().ok
 
-    again = lib.ingest([str(hostile)], source="pg", dataset="h", workers=1, limits=LIMITS)
+    again = lib.ingest([str(hostile)], source="pg", dataset="h", limits=LIMITS)
     assert again.copies_added == 0 and again.copies_existing == s.copies_added
     assert len(list(lib.copies())) == len(c)
     assert lib.verify().ok

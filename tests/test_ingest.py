@@ -9,7 +9,7 @@ from pathlib import Path
 from copytrail import Library, samples
 from copytrail.canonical import canonical_json
 
-from .conftest import EXAMPLES
+from .conftest import EXAMPLES, pooled
 
 
 def _by_path(lib: Library, dataset: str | None = None) -> dict[str, dict]:
@@ -17,7 +17,7 @@ def _by_path(lib: Library, dataset: str | None = None) -> dict[str, dict]:
 
 
 def test_ingest_examples_directory(lib: Library):
-    s = lib.ingest([str(EXAMPLES)], source="pg", dataset="pg@1", workers=1)
+    s = lib.ingest([str(EXAMPLES)], source="pg", dataset="pg@1")
     files = sorted(p for p in EXAMPLES.rglob("*") if p.is_file())
     assert s.files == len(files) == s.copies_added and s.unreadable == 0
     assert s.bytes == sum(p.stat().st_size for p in files)
@@ -40,11 +40,11 @@ def test_ingest_examples_directory(lib: Library):
 
 
 def test_rerun_adds_nothing_and_other_dataset_shares_blobs(lib: Library, tmp_path: Path):
-    first = lib.ingest([str(EXAMPLES / "11")], source="pg", dataset="a", workers=1)
-    again = lib.ingest([str(EXAMPLES / "11")], source="pg", dataset="a", workers=1)
+    first = lib.ingest([str(EXAMPLES / "11")], source="pg", dataset="a")
+    again = lib.ingest([str(EXAMPLES / "11")], source="pg", dataset="a")
     assert again.copies_added == 0 and again.copies_existing == first.copies_added
     blobs_before = set(lib.store.iter_names())
-    other = lib.ingest([str(EXAMPLES / "11")], source="pg", dataset="b", workers=1)
+    other = lib.ingest([str(EXAMPLES / "11")], source="pg", dataset="b")
     assert other.copies_added == first.copies_added  # each copy counts
     assert set(lib.store.iter_names()) == blobs_before  # but bytes are stored once
     shas_a = {c["sha256"] for c in lib.copies(dataset="a")}
@@ -54,13 +54,13 @@ def test_rerun_adds_nothing_and_other_dataset_shares_blobs(lib: Library, tmp_pat
     # Same bytes under another name in the same dataset are the same copy.
     dup = tmp_path / "renamed.txt"
     shutil.copy(EXAMPLES / "11" / "11-0.txt", dup)
-    assert lib.ingest([str(dup)], source="pg", dataset="a", workers=1).copies_added == 0
+    assert lib.ingest([str(dup)], source="pg", dataset="a").copies_added == 0
     assert lib.verify().ok
 
 
 def test_parallel_workers_give_the_same_copies(lib: Library):
-    s = lib.ingest([str(EXAMPLES)], source="pg", dataset="par", workers=2)
-    t = lib.ingest([str(EXAMPLES)], source="pg", dataset="seq", workers=1)
+    s = pooled(lib).ingest([str(EXAMPLES)], source="pg", dataset="par")
+    t = lib.ingest([str(EXAMPLES)], source="pg", dataset="seq")
     assert s.copies_added == t.copies_added
     strip = lambda c: (c["path"], c["sha256"], c["text_sha256"], c["words"], c["title"])  # noqa: E731
     assert sorted(map(strip, lib.copies(dataset="par"))) == sorted(
@@ -83,7 +83,7 @@ def test_jsonl_records_gz_and_zst(lib: Library, tmp_path: Path):
     ]
     samples.write(tmp_path / "in" / "d.jsonl.gz", samples.make_jsonl(recs, "gzip"))
     samples.write(tmp_path / "in" / "e.jsonl.zst", samples.make_jsonl(recs[:1], "zstd"))
-    s = lib.ingest([str(tmp_path / "in")], source="pg", dataset="recs", workers=1)
+    s = lib.ingest([str(tmp_path / "in")], source="pg", dataset="recs")
     # e.jsonl.zst's single record has the same canonical JSON as d's first: one copy.
     assert s.items == 5 and s.copies_added == 4 and s.unreadable == 2
     c = _by_path(lib)
@@ -108,7 +108,7 @@ def test_text_field_option_and_parquet(lib: Library, tmp_path: Path):
     ]
     samples.write(tmp_path / "p.parquet", samples.make_parquet(rows, row_group_size=10))
     s = lib.ingest(
-        [str(tmp_path / "p.parquet")], source="pg", dataset="pq", workers=1, text_field="content"
+        [str(tmp_path / "p.parquet")], source="pg", dataset="pq", text_field="content"
     )
     assert s.copies_added == 25 and s.unreadable == 0
     c = _by_path(lib)
@@ -136,7 +136,7 @@ def test_archives_nested_and_member_paths(lib: Library, tmp_path: Path):
         }
     )
     samples.write(tmp_path / "delivery.zip", outer)
-    s = lib.ingest([str(tmp_path / "delivery.zip")], source="pg", dataset="arc", workers=1)
+    s = lib.ingest([str(tmp_path / "delivery.zip")], source="pg", dataset="arc")
     c = _by_path(lib)
     assert set(c) == {
         "delivery.zip!/books/inner.tar.gz!/deep/alice.txt",
@@ -166,7 +166,7 @@ def test_isbn_found_in_text_front_matter(lib: Library, tmp_path: Path):
         + "words " * 5000
     )
     (tmp_path / "b.txt").write_text(text)
-    lib.ingest([str(tmp_path / "b.txt")], source="pg", dataset="i", workers=1)
+    lib.ingest([str(tmp_path / "b.txt")], source="pg", dataset="i")
     c = lib.copy(1)
     assert c["isbns"] == ["9780306406157"] and c["isbn_origins"] == [
         {"isbn13": "9780306406157", "origin": "text"}
@@ -175,7 +175,8 @@ def test_isbn_found_in_text_front_matter(lib: Library, tmp_path: Path):
 
 
 def test_memory_store(mem_lib: Library):
-    s = mem_lib.ingest([str(EXAMPLES / "5200")], source="pg", dataset="m", workers=4)
+    # a memory:// store lives in one process, so even a pool of 4 runs inline
+    s = pooled(mem_lib, 4).ingest([str(EXAMPLES / "5200")], source="pg", dataset="m")
     assert s.copies_added == 3
     assert mem_lib.store.fs.protocol[0] == "memory" or "memory" in mem_lib.store.fs.protocol
     r = mem_lib.verify()
@@ -183,7 +184,7 @@ def test_memory_store(mem_lib: Library):
 
 
 def test_show_by_prefix_and_stats(lib: Library):
-    lib.ingest([str(EXAMPLES / "5200")], source="pg", dataset="s@1", workers=1)
+    lib.ingest([str(EXAMPLES / "5200")], source="pg", dataset="s@1")
     c = next(iter(lib.copies()))
     assert lib.copy(c["sha256"][:10])["id"] == c["id"]
     assert lib.copy(str(c["id"]))["events"][0]["type"] == "ingested"

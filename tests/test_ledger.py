@@ -10,11 +10,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from copytrail import Library
+from copytrail.catalog.schema import SCHEMA_VERSION
 from copytrail.errors import Conflict, InvalidInput, NotFound
 from copytrail.ledger import merkle
 from copytrail.ledger.db import write_transaction
 from copytrail.ledger.events import EventWriter
-from copytrail.ledger.schema import SCHEMA_VERSION
 
 
 def _db(lib: Library) -> sqlite3.Connection:
@@ -26,7 +26,7 @@ def _add_docs(lib: Library, tmp: Path, n: int, dataset: str = "d@1") -> None:
     d.mkdir(exist_ok=True)
     for i in range(n):
         (d / f"doc{i}.txt").write_text(f"document number {i} of {dataset}\n" * 20)
-    lib.ingest([str(d)], source="pg", dataset=dataset, workers=1)
+    lib.ingest([str(d)], source="pg", dataset=dataset)
 
 
 def test_events_chain_and_verify_clean(lib: Library, tmp_path: Path):

@@ -35,12 +35,12 @@ def library(tmp_path: Path):
     lib.add_source("pg", kind="public-domain")
     lib.add_source("pirate", kind="shadow-library")
     lib.ingest(
-        [str(EXAMPLES / "11"), str(EXAMPLES / "5200")], source="pg", dataset="pg@1", workers=1
+        [str(EXAMPLES / "11"), str(EXAMPLES / "5200")], source="pg", dataset="pg@1"
     )
     book = tmp_path / "secret" / "book.txt"
     book.parent.mkdir()
     _secret_book(book)
-    lib.ingest([str(book.parent)], source="pirate", dataset="loot@1", workers=1)
+    lib.ingest([str(book.parent)], source="pirate", dataset="loot@1")
     lib.train_tokenizer(["pg@1"], 800, tmp_path / "tok.json")
     policy = tmp_path / "policy.toml"
     policy.write_text(
@@ -118,7 +118,7 @@ def test_delete_leaves_no_trace_and_proves_it(library):
 
 def test_shared_blobs_are_kept(library):
     lib, _tmp = library
-    lib.ingest([str(EXAMPLES / "11")], source="pg", dataset="again@1", workers=1)
+    lib.ingest([str(EXAMPLES / "11")], source="pg", dataset="again@1")
     r = lib.delete("duplicate dataset", dataset="again@1")
     assert r["blobs_removed"] == [] and r["blobs_kept_shared"]
     assert all(lib.store.exists(s) for s in r["blobs_kept_shared"])

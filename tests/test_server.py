@@ -68,7 +68,7 @@ def served(tmp_path_factory):
     root = tmp_path_factory.mktemp("served") / "lib"
     lib = Library.init(root)
     lib.add_source("pg", kind="public-domain")
-    lib.ingest([str(EXAMPLES)], source="pg", dataset="pg@1", workers=1)
+    lib.ingest([str(EXAMPLES)], source="pg", dataset="pg@1")
     lib.guard_index("books", all_datasets=True)
     keys = {role: lib.add_key(f"k-{role}", role)["key"] for role in ("checker", "auditor", "admin")}
     revoked = lib.add_key("k-revoked", "admin")["key"]

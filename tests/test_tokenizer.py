@@ -15,7 +15,7 @@ from .conftest import EXAMPLES, run_cli
 
 
 def test_train_round_trips_and_is_recorded(lib: Library, tmp_path: Path):
-    lib.ingest([str(EXAMPLES)], source="pg", dataset="pg@1", workers=1)
+    lib.ingest([str(EXAMPLES)], source="pg", dataset="pg@1")
     out = tmp_path / "tok" / "tokenizer.json"
     r = lib.train_tokenizer(["pg@1"], 1000, out)
     assert r["vocab_size"] == 1000 and r["sha256"] == file_sha256(out)

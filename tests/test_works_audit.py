@@ -107,7 +107,7 @@ def test_audit_by_identifier_metadata_and_content(lib: Library, tmp_path: Path):
             + " The end." * 50
         ).encode(),
     )
-    lib.ingest([str(EXAMPLES), str(inp)], source="pg", dataset="d@1", workers=1)
+    lib.ingest([str(EXAMPLES), str(inp)], source="pg", dataset="d@1")
     f = _write_csv(
         tmp_path / "w.csv",
         [

@@ -20,11 +20,11 @@ from sqlalchemy import and_, select
 
 from copytrail.audit import metadata as meta_match
 from copytrail.audit.align import Tokenized, align, char_spans
-from copytrail.engine.local import map_with_store, worker_store
+from copytrail.catalog.schema import copies, copy_isbns, work_isbns
+from copytrail.context import Context
 from copytrail.fingerprint import hashing
 from copytrail.fingerprint.normalize import words
-from copytrail.ledger.records import dataset_label
-from copytrail.ledger.schema import copies, copy_isbns, datasets, sources, work_isbns
+from copytrail.fingerprint.store import fingerprint_store
 from copytrail.store.blobs import BlobStore
 
 METHOD_RANK = ["exact", "near_duplicate", "partial", "isbn", "asin", "metadata"]
@@ -68,9 +68,8 @@ def _text(store: BlobStore, sha: str) -> str:
     return store.get(sha).decode("utf-8", errors="replace")
 
 
-def align_task(task: tuple[str, list[int], list[str]]) -> list[dict]:
+def align_task(store: BlobStore, task: tuple[str, list[int], list[str]]) -> list[dict]:
     """Align one work text with its candidate copy texts."""
-    store = worker_store()
     work_sha, distinctive, copy_shas = task
     work = Tokenized.of(_text(store, work_sha))
     dist = np.array(sorted(distinctive), dtype=np.int64)
@@ -97,21 +96,19 @@ def align_task(task: tuple[str, list[int], list[str]]) -> list[dict]:
 class Auditor:
     def __init__(
         self,
-        lib: Any,
+        ctx: Context,
         works: list[dict[str, Any]],
         dataset_ids: list[int] | None,
         min_words: int = 200,
-        workers: int | None = None,
         boilerplate_df: int | None = None,
         progress: Any = None,
         df_work_texts: list[str] | None = None,
         boilerplate_files: list[str] | None = None,
     ) -> None:
-        self.lib = lib
+        self.ctx = ctx
         self.works = works
         self.dataset_ids = dataset_ids
         self.min_words = min_words
-        self.workers = workers
         self.boilerplate_df = boilerplate_df
         # progress: a callable giving a progress bar for a named phase (or None for silence).
         self.progress = progress
@@ -176,7 +173,7 @@ class Auditor:
         import duckdb
 
         q = self._scope_filter(
-            select(copies.c.id, copies.c.text_sha256).where(
+            select(copies.c.id, copies.c.text_sha256, copies.c.text_size).where(
                 and_(copies.c.status == "ok", copies.c.text_sha256.is_not(None))
             )
         )
@@ -185,12 +182,14 @@ class Auditor:
         self.stats.update(copies_in_scope=len(scope), works_with_text=len(work_texts))
         if not scope or not work_texts:
             return
-        fps = self.lib.fingerprints
+        fps = fingerprint_store(self.ctx)
         df_texts = sorted(set(self.df_work_texts or []) | {s for _, s in work_texts})
+        size_of = {sha: size or 0 for _, sha, size in scope}
         computed = fps.ensure(
-            {s for _, s in scope} | set(df_texts),
-            workers=self.workers,
+            {s for _, s, _ in scope} | set(df_texts),
             progress=self.progress("fingerprinting") if self.progress else None,
+            # Works' texts have no recorded size; they are few beside the copies in scope.
+            text_bytes=sum(size_of.values()),
         )
         self.stats["texts_fingerprinted_now"] = computed
         db = duckdb.connect()
@@ -272,12 +271,12 @@ class Auditor:
         for wt, ct in pairs:
             by_work_text[wt].append(ct)
         tasks = [(wt, distinctive.get(wt, []), cts) for wt, cts in by_work_text.items()]
-        workers = self.workers if len(tasks) > 4 else 1
+        aligned_bytes = sum(size_of.get(ct, 0) for _wt, ct in pairs)
         results: dict[tuple[str, str], dict] = {}
         bar = self.progress("aligning candidates") if self.progress else None
         if bar:
             bar.start(len(pairs))
-        for batch in map_with_store(align_task, tasks, self.lib.store, workers):
+        for batch in self.ctx.executor.map(align_task, tasks, self.ctx.store, aligned_bytes):
             for r in batch:
                 results[(r["work_text"], r["copy_text"])] = r
             if bar:
@@ -285,7 +284,7 @@ class Auditor:
         if bar:
             bar.finish()
         copies_by_text: dict[str, list[int]] = defaultdict(list)
-        for cid, sha in scope:
+        for cid, sha, _size in scope:
             copies_by_text[sha].append(cid)
         works_by_text: dict[str, list[int]] = defaultdict(list)
         for pk, sha in work_texts:
@@ -311,39 +310,8 @@ class Auditor:
                     m.spans = r["spans"]
 
     def run(self) -> list[Match]:
-        with self.lib.engine.connect() as conn:
+        with self.ctx.db.connect() as conn:
             self.match_identifiers(conn)
             self.match_metadata(conn)
             self.match_content(conn)
         return sorted(self.matches.values(), key=lambda m: (m.work_pk, m.copy_id))
-
-
-def copy_context(conn: Any, copy_ids: list[int]) -> dict[int, dict[str, Any]]:
-    """Dataset, source and hashes for the copies named in matches."""
-    out: dict[int, dict[str, Any]] = {}
-    for i in range(0, len(copy_ids), 500):
-        q = (
-            select(
-                copies.c.id,
-                copies.c.sha256,
-                copies.c.text_sha256,
-                copies.c.path,
-                datasets.c.name,
-                datasets.c.version,
-                sources.c.name.label("source"),
-                sources.c.kind,
-            )
-            .join(datasets, datasets.c.id == copies.c.dataset_id)
-            .join(sources, sources.c.id == datasets.c.source_id)
-            .where(copies.c.id.in_(copy_ids[i : i + 500]))
-        )
-        for r in conn.execute(q):
-            out[r.id] = {
-                "copy_sha256": r.sha256,
-                "text_sha256": r.text_sha256,
-                "path": r.path,
-                "dataset": dataset_label(r.name, r.version),
-                "source": r.source,
-                "source_kind": r.kind,
-            }
-    return out

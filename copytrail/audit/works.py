@@ -10,14 +10,15 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import Connection, delete, insert, select, update
 
 from copytrail.canonical import canonical_json
+from copytrail.catalog.records import next_id
+from copytrail.catalog.schema import work_isbns, works, works_lists
 from copytrail.errors import InvalidInput, NotFound
 from copytrail.ingest.document import process_document
 from copytrail.ingest.isbn import normalize_isbn
 from copytrail.ledger.events import EventWriter, utc_now
-from copytrail.ledger.schema import work_isbns, works, works_lists
 from copytrail.store.blobs import BlobStore
 
 FIELDS = ("work_id", "title", "authors", "isbn", "asin", "text")
@@ -123,14 +124,14 @@ def import_works(
     base = path.parent
     lst = conn.execute(select(works_lists).where(works_lists.c.name == list_name)).first()
     if lst is None:
-        list_id = (conn.execute(select(func.max(works_lists.c.id))).scalar() or 0) + 1
+        list_id = next_id(conn, works_lists.c.id)
         conn.execute(
             insert(works_lists), [{"id": list_id, "name": list_name, "created": utc_now()}]
         )
     else:
         list_id = lst.id
     existing = {r.work_id: r for r in conn.execute(select(works).where(works.c.list_id == list_id))}
-    next_pk = (conn.execute(select(func.max(works.c.id))).scalar() or 0) + 1
+    next_pk = next_id(conn, works.c.id)
     seen: set[str] = set()
     clean_rows = []
     for line, row in rows:

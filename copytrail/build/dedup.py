@@ -17,6 +17,7 @@ import numpy as np
 import pyarrow as pa
 
 from copytrail.fingerprint.hashing import NUM_PERM
+from copytrail.fingerprint.store import FingerprintStore
 
 
 @dataclass
@@ -44,16 +45,20 @@ class _UnionFind:
 
 
 def duplicates(
-    lib: Any, cands: list[Candidate], exact: bool, near: bool, threshold: float, workers: int | None
+    fps: FingerprintStore,
+    cands: list[Candidate],
+    exact: bool,
+    near: bool,
+    threshold: float,
+    text_bytes: int | None = None,
 ) -> dict[int, tuple[str, int]]:
     """copy id -> (rule, kept copy id) for every candidate that is a duplicate of a kept one."""
     import duckdb
 
     if not cands or not (exact or near):
         return {}
-    fps = lib.fingerprints
     shas = sorted({c.text_sha256 for c in cands})
-    fps.ensure(shas, workers=workers)
+    fps.ensure(shas, text_bytes=text_bytes)
     db = duckdb.connect()
     fps.attach(db)
     db.register("scope_arrow", pa.table({"text_sha256": shas}))

@@ -36,8 +36,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from copytrail.catalog.records import SOURCE_KINDS
 from copytrail.errors import InvalidInput
-from copytrail.ledger.records import SOURCE_KINDS
 
 MATCH_METHODS = ("exact", "near_duplicate", "partial", "isbn", "asin", "metadata")
 DEFAULT_EXCLUDE_METHODS = ["exact", "near_duplicate", "partial", "isbn", "asin"]

@@ -16,72 +16,66 @@ import shutil
 import time
 from collections import Counter
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from sqlalchemy import func, insert, select
+from sqlalchemy import insert, select
 
 from copytrail.build.dedup import Candidate, duplicates
 from copytrail.build.filters import quality_rule
 from copytrail.build.policy import Policy, load_policy
 from copytrail.build.shards import ShardWriter, token_dtype
 from copytrail.build.tokenizer import EOS, file_sha256, load_tokenizer
+from copytrail.catalog.queries import DATASET_NAME, DATASET_VERSION, copy_rows, dataset_id, labelled
+from copytrail.catalog.records import next_id
+from copytrail.catalog.schema import copies, corpora, corpus_docs, sources
+from copytrail.context import Context
 from copytrail.errors import Conflict, InvalidInput
+from copytrail.fingerprint.store import fingerprint_store
 from copytrail.ledger.db import read_connection, write_transaction
 from copytrail.ledger.events import EventWriter, utc_now
-from copytrail.ledger.records import dataset_label
-from copytrail.ledger.schema import copies, corpora, corpus_docs, datasets, sources
-
-if TYPE_CHECKING:
-    from copytrail.library import Library
 
 ENCODE_BATCH = 64  # documents per tokenizer call (the Rust side spreads a batch over cores)
 
 
-def corpus_root(lib: Library) -> Path:
-    return lib.path / "corpora"
+def corpus_root(ctx: Context) -> Path:
+    return ctx.root / "corpora"
 
 
-def _considered(lib: Library, policy: Policy) -> list[dict[str, Any]]:
-    with read_connection(lib.engine) as conn:
-        ids = [lib._dataset_id(conn, d) for d in policy.datasets]
+def _considered(ctx: Context, policy: Policy) -> list[dict[str, Any]]:
+    with read_connection(ctx.db) as conn:
+        ids = [dataset_id(conn, d) for d in policy.datasets]
         q = (
-            select(
+            copy_rows(
                 copies.c.id,
                 copies.c.status,
                 copies.c.text_sha256,
                 copies.c.language,
-                datasets.c.name.label("dataset_name"),
-                datasets.c.version.label("dataset_version"),
+                DATASET_NAME,
+                DATASET_VERSION,
                 sources.c.name.label("source"),
                 sources.c.kind,
                 sources.c.license,
             )
-            .join(datasets, datasets.c.id == copies.c.dataset_id)
-            .join(sources, sources.c.id == datasets.c.source_id)
             .where(copies.c.dataset_id.in_(ids))
             .order_by(copies.c.id)
         )
-        rows = []
-        for r in conn.execute(q):
-            d = r._asdict()
-            d["dataset"] = dataset_label(d.pop("dataset_name"), d.pop("dataset_version"))
-            rows.append(d)
-    return rows
+        return [labelled(r) for r in conn.execute(q)]
 
 
 def _works_exclusions(
-    lib: Library, policy: Policy, ids: list[int], workers: int | None
+    ctx: Context, policy: Policy, ids: list[int]
 ) -> dict[int, tuple[str, str]]:
     """copy id -> (rule, detail) for copies the audit matcher ties to an excluded work."""
     from copytrail.audit.match import Auditor
+    from copytrail.audit.run import list_works
 
     out: dict[int, tuple[str, str]] = {}
     for ex in policy.exclude_works:
-        works = lib.works(ex.list)
+        works = list_works(ctx, ex.list)
         by_pk = {w["id"]: w for w in works}
-        found = Auditor(lib, works, ids, min_words=ex.min_words, workers=workers).run()
+        found = Auditor(ctx, works, ids, min_words=ex.min_words).run()
         for m in sorted(found, key=lambda m: (m.copy_id, m.work_pk)):
             methods = m.methods & set(ex.methods)
             if not methods or m.copy_id in out:
@@ -95,19 +89,19 @@ def _works_exclusions(
 
 
 def build_corpus(
-    lib: Library, name: str, policy_path: str | os.PathLike, workers: int | None = None
+    ctx: Context, name: str, policy_path: str | os.PathLike
 ) -> dict[str, Any]:
     if not name or not all(c.isalnum() or c in "-_.@" for c in name) or name.startswith("."):
         raise InvalidInput(f"corpus name {name!r} must be letters, digits, '-', '_', '.' or '@'")
     policy = load_policy(policy_path)
     tok = load_tokenizer(policy.tokenizer)
     tok_sha = file_sha256(policy.tokenizer)
-    with read_connection(lib.engine) as conn:
+    with read_connection(ctx.db) as conn:
         if conn.execute(select(corpora.c.id).where(corpora.c.name == name)).first():
             raise Conflict(f"corpus {name!r} exists; build under a new name (e.g. {name}-2)")
-        ds_ids = [lib._dataset_id(conn, d) for d in policy.datasets]
+        ds_ids = [dataset_id(conn, d) for d in policy.datasets]
     clock = _Clock()
-    rows = _considered(lib, policy)
+    rows = _considered(ctx, policy)
     fates: dict[int, dict[str, Any]] = {}
 
     def exclude(cid: int, rule: str, detail: str | None = None, kept: int | None = None) -> None:
@@ -119,7 +113,7 @@ def build_corpus(
         elif r["kind"] in policy.exclude_kinds:
             exclude(r["id"], f"source-kind:{r['kind']}")
     clock.lap("select")
-    for cid, (rule, detail) in _works_exclusions(lib, policy, ds_ids, workers).items():
+    for cid, (rule, detail) in _works_exclusions(ctx, policy, ds_ids).items():
         if cid not in fates:
             exclude(cid, rule, detail)
     clock.lap("works lists")
@@ -132,7 +126,7 @@ def build_corpus(
             continue
         text = texts.get(r["text_sha256"])
         if text is None:
-            text = texts[r["text_sha256"]] = lib.store.get(r["text_sha256"]).decode("utf-8")
+            text = texts[r["text_sha256"]] = ctx.store.get(r["text_sha256"]).decode("utf-8")
         rule = quality_rule(text, policy.filters)
         if rule:
             exclude(r["id"], rule)
@@ -143,13 +137,18 @@ def build_corpus(
         if r["id"] not in fates
     ]
     dups = duplicates(
-        lib, survivors, policy.dedup.exact, policy.dedup.near, policy.dedup.near_threshold, workers
+        fingerprint_store(ctx),
+        survivors,
+        policy.dedup.exact,
+        policy.dedup.near,
+        policy.dedup.near_threshold,
+        text_bytes=sum(len(texts[c.text_sha256]) for c in survivors),
     )
     for cid, (rule, kept) in dups.items():
         exclude(cid, rule, kept=kept)
     clock.lap("dedup")
 
-    root = corpus_root(lib)
+    root = corpus_root(ctx)
     root.mkdir(parents=True, exist_ok=True)
     final = root / name
     if final.exists():  # left by a build killed before it was recorded: no ledger row names it
@@ -252,9 +251,9 @@ def build_corpus(
     os.rename(tmp, final)
     clock.lap("write")
 
-    with write_transaction(lib.engine) as conn:
-        corpus_id = (conn.execute(select(func.max(corpora.c.id))).scalar() or 0) + 1
-        ev = EventWriter(conn, lib.actor)
+    with write_transaction(ctx.db) as conn:
+        corpus_id = next_id(conn, corpora.c.id)
+        ev = EventWriter(conn, ctx.actor)
         subj = {"corpus_id": corpus_id, "corpus": name}
         seq = ev.append(
             "included",
@@ -299,7 +298,7 @@ def build_corpus(
                     "documents": len(lineage),
                     "tokens": tokens,
                     "created": utc_now(),
-                    "actor": lib.actor,
+                    "actor": ctx.actor,
                     "event_seq": seq,
                 }
             ],
@@ -347,11 +346,11 @@ class _Clock:
         self._t = now
 
 
-def corpus_show(lib: Library, name: str) -> dict[str, Any]:
+def corpus_show(ctx: Context, name: str) -> dict[str, Any]:
     """Composition: tokens and documents by source kind, dataset and license; exclusions by rule."""
     from copytrail.errors import NotFound
 
-    with read_connection(lib.engine) as conn:
+    with read_connection(ctx.db) as conn:
         c = conn.execute(select(corpora).where(corpora.c.name == name)).first()
         if c is None:
             raise NotFound(f"no corpus {name!r}; build one: copytrail build {name} --policy FILE")

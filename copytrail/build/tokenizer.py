@@ -10,17 +10,16 @@ import hashlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import and_, select
 
+from copytrail.catalog.queries import dataset_id
+from copytrail.catalog.schema import copies
+from copytrail.context import Context
 from copytrail.errors import InvalidInput, NotFound
 from copytrail.ledger.db import read_connection, write_transaction
 from copytrail.ledger.events import EventWriter
-from copytrail.ledger.schema import copies
-
-if TYPE_CHECKING:
-    from copytrail.library import Library
 
 EOS = "<|endoftext|>"  # separates documents in shards; always token id 0
 PIECE_CHARS = 1 << 20  # texts reach the trainer in pieces of about a million characters
@@ -55,7 +54,7 @@ def file_sha256(path: str | os.PathLike) -> str:
 
 
 def train_tokenizer(
-    lib: Library, dataset_refs: list[str], vocab_size: int, out: str | os.PathLike
+    ctx: Context, dataset_refs: list[str], vocab_size: int, out: str | os.PathLike
 ) -> dict[str, Any]:
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
@@ -63,8 +62,8 @@ def train_tokenizer(
         raise InvalidInput("train on at least one dataset: --dataset NAME@VERSION")
     if not 257 <= vocab_size <= 1_000_000:
         raise InvalidInput("--vocab must be between 257 (the bytes and EOS) and 1,000,000")
-    with read_connection(lib.engine) as conn:
-        ids = [lib._dataset_id(conn, d) for d in dataset_refs]
+    with read_connection(ctx.db) as conn:
+        ids = [dataset_id(conn, d) for d in dataset_refs]
         shas = sorted(
             {
                 r.text_sha256
@@ -84,7 +83,7 @@ def train_tokenizer(
 
     def pieces() -> Iterator[str]:
         for sha in shas:  # sorted: the same library state gives the same training order
-            text = lib.store.get(sha).decode("utf-8")
+            text = ctx.store.get(sha).decode("utf-8")
             for i in range(0, len(text), PIECE_CHARS):
                 yield text[i : i + PIECE_CHARS]
 
@@ -104,8 +103,8 @@ def train_tokenizer(
     tok.save(str(tmp))
     os.replace(tmp, out_path)
     sha = file_sha256(out_path)
-    with write_transaction(lib.engine) as conn:
-        ev = EventWriter(conn, lib.actor)
+    with write_transaction(ctx.db) as conn:
+        ev = EventWriter(conn, ctx.actor)
         seq = ev.append(
             "produced",
             {"tokenizer_sha256": sha},

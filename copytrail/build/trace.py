@@ -9,34 +9,22 @@ sources"). A date answers "which models could have used data received after it".
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from sqlalchemy import and_, func, insert, select
+from sqlalchemy import and_, insert, select
 
+from copytrail.catalog.queries import dataset_id, find_copy
+from copytrail.catalog.records import checked_iso, dataset_label, next_id
+from copytrail.catalog.schema import copies, corpora, corpus_docs, datasets, runs, sources
+from copytrail.context import Context
 from copytrail.errors import InvalidInput, NotFound
 from copytrail.ledger.db import read_connection, write_transaction
 from copytrail.ledger.events import EventWriter, utc_now
-from copytrail.ledger.records import dataset_label
-from copytrail.ledger.schema import copies, corpora, corpus_docs, datasets, runs, sources
-
-if TYPE_CHECKING:
-    from copytrail.library import Library
-
-
-def _iso(value: str | None, what: str) -> str | None:
-    if value is None:
-        return None
-    try:
-        datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError as e:
-        raise InvalidInput(f"{what} {value!r} is not an ISO date or time, e.g. 2025-03-01") from e
-    return value
 
 
 def record_run(
-    lib: Library,
+    ctx: Context,
     model: str,
     corpus: str,
     shards: list[int] | None = None,
@@ -47,8 +35,8 @@ def record_run(
     """Record that `model` was trained on `corpus` (all shards, or the ones listed)."""
     if not model.strip():
         raise InvalidInput("name the model, e.g. --model acme-7b-v2")
-    started, finished = _iso(started, "--started"), _iso(finished, "--finished")
-    with write_transaction(lib.engine) as conn:
+    started, finished = checked_iso(started, "--started"), checked_iso(finished, "--finished")
+    with write_transaction(ctx.db) as conn:
         c = conn.execute(select(corpora).where(corpora.c.name == corpus)).first()
         if c is None:
             raise NotFound(f"no corpus {corpus!r}; see `copytrail corpus show NAME`")
@@ -58,8 +46,8 @@ def record_run(
             if bad:
                 raise InvalidInput(f"corpus {corpus!r} has shards 0..{n_shards - 1}, not {bad}")
             shards = sorted(set(shards))
-        run_id = (conn.execute(select(func.max(runs.c.id))).scalar() or 0) + 1
-        ev = EventWriter(conn, lib.actor)
+        run_id = next_id(conn, runs.c.id)
+        ev = EventWriter(conn, ctx.actor)
         seq = ev.append(
             "trained",
             {"run_id": run_id, "model": model, "corpus_id": c.id},
@@ -82,7 +70,7 @@ def record_run(
             "finished": finished,
             "notes": notes,
             "created": utc_now(),
-            "actor": lib.actor,
+            "actor": ctx.actor,
             "event_seq": seq,
         }
         conn.execute(insert(runs), [row])
@@ -117,9 +105,9 @@ def _doc_query() -> Any:
     )
 
 
-def trace_copies(lib: Library, copy_ids: list[int], label: dict[str, Any]) -> dict[str, Any]:
+def trace_copies(ctx: Context, copy_ids: list[int], label: dict[str, Any]) -> dict[str, Any]:
     """Forward trace of a set of copies: corpora, shards, runs, models."""
-    with read_connection(lib.engine) as conn:
+    with read_connection(ctx.db) as conn:
         by_corpus = _runs_by_corpus(conn)
         per_corpus: dict[str, dict[str, Any]] = {}
         for i in range(0, len(copy_ids), 5000):
@@ -160,9 +148,9 @@ def trace_copies(lib: Library, copy_ids: list[int], label: dict[str, Any]) -> di
     return {**label, "copies": len(copy_ids), "corpora": out_corpora, "models": sorted(models)}
 
 
-def trace_model(lib: Library, model: str) -> dict[str, Any]:
+def trace_model(ctx: Context, model: str) -> dict[str, Any]:
     """Backward trace: the model's runs, corpora, and its tokens by dataset, source and kind."""
-    with read_connection(lib.engine) as conn:
+    with read_connection(ctx.db) as conn:
         model_runs = [r for rs in _runs_by_corpus(conn).values() for r in rs if r["model"] == model]
         if not model_runs:
             raise NotFound(f"no run recorded for model {model!r}; see `copytrail run record`")
@@ -230,11 +218,11 @@ def trace_model(lib: Library, model: str) -> dict[str, Any]:
     }
 
 
-def models_after(lib: Library, date: str) -> dict[str, Any]:
+def models_after(ctx: Context, date: str) -> dict[str, Any]:
     """Models whose runs read copies received (ingested, or acquired per their source) on or
     after `date`, with how many such copies and tokens."""
-    _iso(date, "--received-after")
-    with read_connection(lib.engine) as conn:
+    checked_iso(date, "--received-after")
+    with read_connection(ctx.db) as conn:
         by_corpus = _runs_by_corpus(conn)
         q = (
             select(
@@ -274,13 +262,46 @@ def models_after(lib: Library, date: str) -> dict[str, Any]:
     }
 
 
-def work_copy_ids(lib: Library, work_id: str, list_name: str | None) -> list[int]:
+def work_copy_ids(ctx: Context, work_id: str, list_name: str | None) -> list[int]:
     """Copies audits matched to a work (exact, near-duplicate, partial, identifiers)."""
-    w = lib.work(work_id, list_name)
+    from copytrail.audit.run import work
+
+    w = work(ctx, work_id, list_name)
     return sorted({m["copy_id"] for m in w["matches"] if m["method"] != "metadata"})
 
 
-def dataset_copy_ids(lib: Library, ref: str) -> list[int]:
-    with read_connection(lib.engine) as conn:
-        ds = lib._dataset_id(conn, ref)
+def dataset_copy_ids(ctx: Context, ref: str) -> list[int]:
+    with read_connection(ctx.db) as conn:
+        ds = dataset_id(conn, ref)
         return [r.id for r in conn.execute(select(copies.c.id).where(copies.c.dataset_id == ds))]
+
+
+def trace(
+    ctx: Context,
+    copy: str | int | None = None,
+    work: str | None = None,
+    works_list: str | None = None,
+    dataset: str | None = None,
+    model: str | None = None,
+    received_after: str | None = None,
+) -> dict[str, Any]:
+    """Trace exactly one thing: a copy, a work, a dataset (forward), a model (backward), or
+    the models that read data received after a date."""
+    given = [x is not None for x in (copy, work, dataset, model, received_after)]
+    if sum(given) != 1:
+        raise InvalidInput(
+            "trace one thing: --copy ID, --work ID, --dataset D, --model NAME "
+            "or --received-after DATE"
+        )
+    if model is not None:
+        return trace_model(ctx, model)
+    if received_after is not None:
+        return models_after(ctx, received_after)
+    if copy is not None:
+        with read_connection(ctx.db) as conn:
+            c = find_copy(conn, copy)
+        return trace_copies(ctx, [c["id"]], {"copy": c["id"], "path": c["path"]})
+    if work is not None:
+        ids = work_copy_ids(ctx, work, works_list)
+        return trace_copies(ctx, ids, {"work": work, "copy_ids": ids})
+    return trace_copies(ctx, dataset_copy_ids(ctx, dataset), {"dataset": dataset})

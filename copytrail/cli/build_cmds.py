@@ -8,13 +8,12 @@ from typing import Annotated, Any
 
 import typer
 
+from copytrail.cli.options import JsonOpt, WorkersOpt
 from copytrail.cli.render import emit_json, err, out, table
 from copytrail.errors import InvalidInput
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
 
-
-def register(app: typer.Typer, open_lib: Callable[[], Any]) -> None:
+def register(app: typer.Typer, open_lib: Callable[..., Any]) -> None:
     tok_app = typer.Typer(help="Tokenizers trained on the library's texts.", no_args_is_help=True)
     app.add_typer(tok_app, name="tokenizer")
 
@@ -25,14 +24,14 @@ def register(app: typer.Typer, open_lib: Callable[[], Any]) -> None:
     def build(
         corpus: str,
         policy: Annotated[Path, typer.Option("--policy", help="Policy TOML file.")],
-        workers: Annotated[int | None, typer.Option(help="Worker processes.")] = None,
+        workers: WorkersOpt = None,
         json_out: JsonOpt = False,
     ) -> None:
         """Build a training corpus: every copy of the policy's datasets gets a recorded fate;
         included copies are tokenized into shards with a lineage table."""
-        with open_lib() as lib:
+        with open_lib(workers) as lib:
             err.print(f"building {corpus}…")
-            r = lib.build(corpus, policy, workers)
+            r = lib.build(corpus, policy)
         if json_out:
             emit_json(r)
             return

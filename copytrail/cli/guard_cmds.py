@@ -8,11 +8,11 @@ from typing import Annotated, Any
 
 import typer
 
+from copytrail.cli.options import JsonOpt
 from copytrail.cli.render import emit_json, err, human_bytes, out, table
 from copytrail.errors import InvalidInput
 
 CHECK_FLAGGED_EXIT = 3  # a span passed the threshold: lets `check` gate a pipeline
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
 GuardOpt = Annotated[str, typer.Option("--guard", "-g", help="Guard index to check against.")]
 MinWordsOpt = Annotated[
     int,

@@ -5,16 +5,17 @@ from __future__ import annotations
 import sys
 from enum import Enum, StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
+from copytrail.catalog.records import SOURCE_KINDS
 from copytrail.cli.build_cmds import register as register_build_commands
 from copytrail.cli.guard_cmds import register as register_guard_commands
+from copytrail.cli.options import JsonOpt, WorkersOpt, open_library, state
 from copytrail.cli.render import emit_json, emit_json_lines, err, human_bytes, out, table
 from copytrail.cli.retention_cmds import register as register_retention_commands
 from copytrail.errors import CopytrailError
-from copytrail.ledger.records import SOURCE_KINDS
 
 app = typer.Typer(
     help="copytrail: the chain of custody for LLM training data.",
@@ -27,15 +28,6 @@ app.add_typer(source_app, name="source")
 works_app = typer.Typer(help="Works lists: class lists, opt-outs, takedowns.", no_args_is_help=True)
 app.add_typer(works_app, name="works")
 
-
-class _State:
-    library: str | None = None
-    db: str | None = None
-
-
-state = _State()
-
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
 
 
 @app.callback()
@@ -59,12 +51,6 @@ def _global(
     ] = None,
 ) -> None:
     state.library, state.db = library, db
-
-
-def _lib() -> Any:
-    from copytrail.library import Library
-
-    return Library.open(state.library, db=state.db)
 
 
 # ---- init / sources ------------------------------------------------------------------------
@@ -103,9 +89,7 @@ def source_add(
     json_out: JsonOpt = False,
 ) -> None:
     """Register a source of data."""
-    if acquired:
-        _check_date(acquired)
-    with _lib() as lib:
+    with open_library() as lib:
         s = lib.add_source(
             name,
             kind.value,
@@ -123,24 +107,13 @@ def source_add(
         )
 
 
-def _check_date(value: str) -> None:
-    from datetime import date, datetime
-
-    try:
-        (datetime if "T" in value else date).fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError as e:
-        raise CopytrailError(f"--acquired {value!r} is not an ISO date such as 2021-06-30") from e
-
-
 # ---- ingest ----------------------------------------------------------------------------------
 @app.command()
 def ingest(
     paths: Annotated[list[Path], typer.Argument(help="Files or directories to ingest.")],
     source: Annotated[str, typer.Option(help="Source name (see `copytrail ls sources`).")],
     dataset: Annotated[str, typer.Option(help="Dataset as NAME or NAME@VERSION.")],
-    workers: Annotated[
-        int | None, typer.Option(help="Worker processes (default: all cores).")
-    ] = None,
+    workers: WorkersOpt = None,
     text_field: Annotated[
         str, typer.Option("--text-field", help="Record field holding the text (dots for nesting).")
     ] = "text",
@@ -177,13 +150,12 @@ def ingest(
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
         raise CopytrailError(f"no such file or directory: {', '.join(missing)}")
-    with _lib() as lib:
+    with open_library(workers) as lib:
         progress = RichIngestProgress(f"ingest → {dataset}")
         s = lib.ingest(
             [str(p) for p in paths],
             source=source,
             dataset=dataset,
-            workers=workers,
             text_field=text_field,
             limits=limits,
             progress=progress,
@@ -230,7 +202,7 @@ def ls(
     json_out: JsonOpt = False,
 ) -> None:
     """List sources, datasets or copies."""
-    with _lib() as lib:
+    with open_library() as lib:
         if what is What.sources:
             rows = lib.sources()
             if json_out:
@@ -305,7 +277,7 @@ def show(
     json_out: JsonOpt = False,
 ) -> None:
     """Everything recorded about one copy, with its events."""
-    with _lib() as lib:
+    with open_library() as lib:
         if text:
             sys.stdout.write(lib.copy_text(copy))
             return
@@ -355,7 +327,7 @@ def show(
 @app.command()
 def stats(json_out: JsonOpt = False) -> None:
     """Copies, bytes and words by dataset and by source kind."""
-    with _lib() as lib:
+    with open_library() as lib:
         s = lib.stats()
     if json_out:
         return emit_json(s)
@@ -409,7 +381,7 @@ def log(
     json_out: JsonOpt = False,
 ) -> None:
     """The event log, in order."""
-    with _lib() as lib:
+    with open_library() as lib:
         evs = list(lib.events(start, limit))
     if json_out:
         return emit_json(evs)
@@ -430,7 +402,7 @@ def works_import(
     json_out: JsonOpt = False,
 ) -> None:
     """Import (or update) a works list. Bad rows are reported with line numbers; good rows load."""
-    with _lib() as lib:
+    with open_library() as lib:
         r = lib.import_works(file, list_name)
     if json_out:
         return emit_json(r.as_dict())
@@ -452,7 +424,7 @@ def works_ls(
     json_out: JsonOpt = False,
 ) -> None:
     """List works lists, or the works of one list."""
-    with _lib() as lib:
+    with open_library() as lib:
         rows = lib.works(list_name) if list_name else lib.works_lists()
     if json_out:
         return emit_json(rows)
@@ -495,9 +467,7 @@ def audit(
     min_words: Annotated[
         int, typer.Option("--min-words", help="Shortest excerpt reported, in words.")
     ] = 200,
-    workers: Annotated[
-        int | None, typer.Option(help="Worker processes (default: all cores).")
-    ] = None,
+    workers: WorkersOpt = None,
     boilerplate_df: Annotated[
         int | None,
         typer.Option(
@@ -513,13 +483,12 @@ def audit(
     """Find every work of a list in the library, with evidence, and record the audit."""
     from copytrail.cli.progress import RichCountProgress
 
-    with _lib() as lib:
+    with open_library(workers) as lib:
         s = lib.audit(
             list_name,
             out_dir,
             datasets=dataset or None,
             min_words=min_words,
-            workers=workers,
             boilerplate_df=boilerplate_df,
             boilerplate=[str(b) for b in boilerplate or []],
             progress=RichCountProgress,
@@ -555,7 +524,7 @@ def where(
     json_out: JsonOpt = False,
 ) -> None:
     """Every copy of one work, with its dataset, source and evidence."""
-    with _lib() as lib:
+    with open_library() as lib:
         r = lib.where(work_id, list_name, min_words=min_words)
     if json_out:
         return emit_json(r)
@@ -587,7 +556,7 @@ def where(
 @app.command()
 def checkpoint(json_out: JsonOpt = False) -> None:
     """Record an RFC 9162 Merkle tree head over all events so far."""
-    with _lib() as lib:
+    with open_library() as lib:
         cp = lib.checkpoint()
     if json_out:
         return emit_json(cp)
@@ -613,7 +582,7 @@ def prove(
     """Print an inclusion proof that an event is in a checkpointed tree head."""
     import json
 
-    with _lib() as lib:
+    with open_library() as lib:
         p = lib.prove(event_id, checkpoint_id)
     if out_file:
         out_file.write_text(json.dumps(p, indent=2) + "\n", encoding="utf-8")
@@ -660,7 +629,7 @@ def verify(
         raise typer.Exit(0 if ok else 1)
     from copytrail.cli.progress import RichPhaseProgress
 
-    with _lib() as lib, RichPhaseProgress() as progress:
+    with open_library() as lib, RichPhaseProgress() as progress:
         r = lib.verify(quick=quick, progress=progress)
     if json_out:
         emit_json(r.as_dict())
@@ -682,9 +651,9 @@ def verify(
     raise typer.Exit(0 if r.ok else 1)
 
 
-register_guard_commands(app, _lib)
-register_build_commands(app, _lib)
-register_retention_commands(app, _lib)
+register_guard_commands(app, open_library)
+register_build_commands(app, open_library)
+register_retention_commands(app, open_library)
 
 
 def main() -> None:

@@ -7,10 +7,9 @@ from typing import Annotated, Any
 
 import typer
 
+from copytrail.cli.options import JsonOpt
 from copytrail.cli.render import emit_json, out, table
 from copytrail.errors import InvalidInput
-
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
 
 
 def register(app: typer.Typer, open_lib: Callable[[], Any]) -> None:

@@ -1,4 +1,4 @@
-"""A local process pool with a bounded number of tasks in flight (flat memory on huge inputs)."""
+"""The local executor: a process pool with a bounded number of tasks in flight."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import os
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Any, TypeVar
+
+from copytrail.engine.base import INLINE_BYTES, map_inline, runs_inline
 
 R = TypeVar("R")
 
@@ -17,30 +19,54 @@ def default_workers() -> int:
     )
 
 
+# The worker context of the pool this process serves; set once per worker by the initializer,
+# so a large context (a store with open handles) is sent once per worker, not once per task.
+_context: Any = None
+
+
+def _set_context(context: Any) -> None:
+    global _context
+    _context = context
+
+
+def _call(fn: Callable[[Any, Any], R], task: Any) -> R:
+    return fn(_context, task)
+
+
 class LocalEngine:
-    def __init__(self, workers: int | None = None, in_flight_per_worker: int = 3) -> None:
+    """`workers` processes on this machine (default: one per core). `inline_bytes=0` makes the
+    pool be used whatever the input size (as when a user asks for `--workers N`)."""
+
+    def __init__(
+        self,
+        workers: int | None = None,
+        in_flight_per_worker: int = 3,
+        inline_bytes: int = INLINE_BYTES,
+    ) -> None:
         self.workers = workers or default_workers()
         self.in_flight = max(2, self.workers * in_flight_per_worker)
+        self.inline_bytes = inline_bytes
 
-    def map_unordered(
+    def __repr__(self) -> str:
+        return f"LocalEngine(workers={self.workers})"
+
+    def map(
         self,
-        fn: Callable[..., R],
+        fn: Callable[[Any, Any], R],
         tasks: Iterable[Any],
-        initializer: Callable[..., None] | None = None,
-        initargs: tuple = (),
+        context: Any = None,
+        work_bytes: int | None = None,
     ) -> Iterator[R]:
-        """fn(task) for every task, results as they finish. With one worker, runs inline so
-        there is no pickling and tracebacks stay simple."""
-        if self.workers <= 1:
-            if initializer is not None:
-                initializer(*initargs)
-            for t in tasks:
-                yield fn(t)
+        if runs_inline(self.workers, context, work_bytes, self.inline_bytes):
+            yield from map_inline(fn, tasks, context)
             return
         # spawn, not fork: the parent holds database connections and a progress thread.
         ctx = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(
-            max_workers=self.workers, mp_context=ctx, initializer=initializer, initargs=initargs
+            max_workers=self.workers,
+            mp_context=ctx,
+            initializer=_set_context,
+            initargs=(context,),
         ) as pool:
             pending: set[Future] = set()
             it = iter(tasks)
@@ -48,7 +74,7 @@ class LocalEngine:
             while pending or not exhausted:
                 while not exhausted and len(pending) < self.in_flight:
                     try:
-                        pending.add(pool.submit(fn, next(it)))
+                        pending.add(pool.submit(_call, fn, next(it)))
                     except StopIteration:
                         exhausted = True
                 if not pending:
@@ -56,35 +82,3 @@ class LocalEngine:
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for f in done:
                     yield f.result()
-
-
-# ---- tasks that need the blob store ------------------------------------------------------------
-_WORKER_STORE: Any = None
-
-
-def _set_worker_store(store: Any) -> None:
-    global _WORKER_STORE
-    _WORKER_STORE = store
-
-
-def worker_store() -> Any:
-    """The blob store of the map_with_store call this task runs under (worker or inline)."""
-    if _WORKER_STORE is None:
-        raise RuntimeError("worker_store() called outside map_with_store")
-    return _WORKER_STORE
-
-
-def map_with_store(
-    fn: Callable[[Any], R], tasks: Iterable[Any], store: Any, workers: int | None = None
-) -> Iterator[R]:
-    """fn(task) for every task, results as they finish; fn reaches the store via worker_store().
-
-    A store that lives in one process (memory://) forces inline work: a worker would write to its
-    own private copy."""
-    engine = LocalEngine(workers if store.shareable_across_processes else 1)
-    if engine.workers <= 1:
-        _set_worker_store(store)
-        for t in tasks:
-            yield fn(t)
-        return
-    yield from engine.map_unordered(fn, tasks, initializer=_set_worker_store, initargs=(store,))

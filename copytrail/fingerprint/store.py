@@ -21,31 +21,22 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from sqlalchemy import Column, Integer, MetaData, String, Table, insert, select
+from sqlalchemy import Engine, insert, select
 
-from copytrail.engine.local import map_with_store, worker_store
+from copytrail.catalog.schema import fingerprints
+from copytrail.context import Context
+from copytrail.engine.base import Executor
 from copytrail.fingerprint import hashing
 from copytrail.fingerprint.normalize import words
 from copytrail.ledger.db import write_transaction
 from copytrail.store.blobs import BlobStore
 
-fp_metadata = MetaData()
-fingerprints = Table(
-    "fingerprints",
-    fp_metadata,
-    Column("text_sha256", String(64), primary_key=True),
-    Column("batch", String(64), nullable=False),
-    Column("words", Integer, nullable=False),
-    Column("params", String(64), nullable=False),
-)
-
 TEXTS_PER_TASK = 32
 TEXTS_PER_BATCH = 4000
 
 
-def fingerprint_texts(task: list[str]) -> list[dict[str, Any]]:
+def fingerprint_texts(store: BlobStore, task: list[str]) -> list[dict[str, Any]]:
     """Worker: fingerprint the texts named by their SHA-256."""
-    store = worker_store()
     fps = []
     for sha in task:
         text = store.get(sha).decode("utf-8", errors="replace")
@@ -67,11 +58,11 @@ def fingerprint_texts(task: list[str]) -> list[dict[str, Any]]:
 
 
 class FingerprintStore:
-    def __init__(self, root: Path, engine: Any, blobs: BlobStore) -> None:
+    def __init__(self, root: Path, db: Engine, blobs: BlobStore, executor: Executor) -> None:
         self.root = root
-        self.engine = engine
+        self.engine = db
         self.blobs = blobs
-        fp_metadata.create_all(engine)
+        self.executor = executor
 
     def registry(self) -> dict[str, str]:
         with self.engine.connect() as conn:
@@ -83,20 +74,21 @@ class FingerprintStore:
         have = self.registry()
         return sorted({s for s in shas if s and s not in have})
 
-    def ensure(self, shas: Iterable[str], workers: int | None = None, progress: Any = None) -> int:
-        """Fingerprint every text not yet done. Returns how many were computed."""
+    def ensure(
+        self, shas: Iterable[str], progress: Any = None, text_bytes: int | None = None
+    ) -> int:
+        """Fingerprint every text not yet done. Returns how many were computed. `text_bytes`,
+        the size of the texts when the caller knows it, lets the executor keep small work inline."""
         todo = self.missing(shas)
         if not todo:
             return 0
         self.root.mkdir(parents=True, exist_ok=True)
         tasks = [todo[i : i + TEXTS_PER_TASK] for i in range(0, len(todo), TEXTS_PER_TASK)]
-        if workers is None and len(todo) < 64:
-            workers = 1
         pending: list[dict[str, Any]] = []
         done = 0
         if progress:
             progress.start(len(todo))
-        for results in map_with_store(fingerprint_texts, tasks, self.blobs, workers):
+        for results in self.executor.map(fingerprint_texts, tasks, self.blobs, text_bytes):
             pending.extend(results)
             done += len(results)
             if progress:
@@ -194,3 +186,8 @@ class FingerprintStore:
     def files(self, kind: str) -> list[str]:
         batches = sorted(set(self.registry().values()))
         return [str(self.root / f"{kind}-{b}.parquet") for b in batches]
+
+
+def fingerprint_store(ctx: Context) -> FingerprintStore:
+    """The library's fingerprint store (cheap to make: the table belongs to the schema)."""
+    return FingerprintStore(ctx.root / "fingerprints", ctx.db, ctx.store, ctx.executor)

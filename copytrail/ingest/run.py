@@ -9,20 +9,19 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from copytrail.engine.local import map_with_store
+from copytrail.catalog import records
+from copytrail.context import Context
 from copytrail.ingest.limits import Limits
 from copytrail.ingest.plan import Planner, discover
 from copytrail.ingest.work import run_task
+from copytrail.ledger.db import write_transaction
+from copytrail.ledger.events import EventWriter
 from copytrail.progress import NoProgress, Progress
-
-if TYPE_CHECKING:
-    from copytrail.library import Library
 
 FLUSH_RECORDS = 2000
 FLUSH_SECONDS = 1.0
-SMALL_INPUT_BYTES = 16 << 20
 
 
 @dataclass
@@ -45,11 +44,10 @@ class IngestSummary:
 
 
 def ingest(
-    lib: Library,
+    ctx: Context,
     paths: list[str],
     source: str,
     dataset: str,
-    workers: int | None = None,
     text_field: str = "text",
     limits: Limits | None = None,
     progress: Progress | None = None,
@@ -57,7 +55,7 @@ def ingest(
     progress = progress or NoProgress()
     limits = limits or Limits()
     inputs = discover(paths)
-    ds = lib.ensure_dataset(dataset, source)
+    ds = ensure_dataset(ctx, dataset, source)
     summary = IngestSummary(
         dataset=ds["label"],
         source=source,
@@ -65,9 +63,6 @@ def ingest(
         bytes=sum(i.size for i in inputs),
         run_id=uuid.uuid4().hex,
     )
-    store = lib.store
-    if workers is None and summary.bytes < SMALL_INPUT_BYTES and len(inputs) < 64:
-        workers = 1  # starting worker processes would cost more than the work itself
     planner = Planner(limits, text_field)
     pending: list[dict[str, Any]] = []
     last_flush = time.monotonic()
@@ -76,7 +71,7 @@ def ingest(
     def flush() -> None:
         nonlocal pending, last_flush
         if pending:
-            added, existing = lib.record_copies(ds["id"], pending)
+            added, existing = record_copies(ctx, ds["id"], pending)
             summary.copies_added += added
             summary.copies_existing += existing
             pending = []
@@ -84,7 +79,8 @@ def ingest(
 
     progress.start(summary.bytes, summary.files)
     try:
-        for records, nbytes in map_with_store(run_task, planner.tasks(inputs), store, workers):
+        tasks = planner.tasks(inputs)
+        for records, nbytes in ctx.executor.map(run_task, tasks, ctx.store, summary.bytes):
             errors = 0
             for r in records:
                 if r["status"] != "ok":
@@ -104,5 +100,32 @@ def ingest(
         progress.finish()
     summary.seconds = round(time.monotonic() - t0, 3)
     summary.containers = planner.stats.containers
-    lib.record_ingest_run(ds["id"], summary)
+    record_ingest_run(ctx, ds["id"], summary)
     return summary
+
+
+def ensure_dataset(ctx: Context, ref: str, source: str) -> dict[str, Any]:
+    """The dataset NAME@VERSION of a source, recorded (with its event) if it is new."""
+    with write_transaction(ctx.db) as conn:
+        ev = EventWriter(conn, ctx.actor)
+        row, created = records.get_or_create_dataset(conn, ev, ref, source)
+    d = row._asdict()
+    return {**d, "label": records.dataset_label(d["name"], d["version"]), "created_now": created}
+
+
+def record_copies(ctx: Context, dataset_id: int, batch: list[dict[str, Any]]) -> tuple[int, int]:
+    """Record worker results in one transaction; returns (added, already present)."""
+    with write_transaction(ctx.db) as conn:
+        new_ids, existing = records.record_copies(
+            conn, EventWriter(conn, ctx.actor), dataset_id, batch
+        )
+    return len(new_ids), existing
+
+
+def record_ingest_run(ctx: Context, dataset_id: int, summary: IngestSummary) -> int:
+    payload = {k: v for k, v in summary.as_dict().items() if k != "problems"}
+    with write_transaction(ctx.db) as conn:
+        ev = EventWriter(conn, ctx.actor)
+        seq = ev.append("ingested", {"dataset_id": dataset_id, "run_id": summary.run_id}, payload)
+        ev.flush()
+    return seq

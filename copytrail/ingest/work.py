@@ -7,7 +7,6 @@ from typing import Any
 
 import orjson
 
-from copytrail.engine.local import worker_store
 from copytrail.ingest import formats
 from copytrail.ingest.document import (
     CopyRecord,
@@ -19,9 +18,9 @@ from copytrail.ingest.document import (
 from copytrail.store.blobs import BlobStore
 
 
-def run_task(task: dict[str, Any]) -> tuple[list[CopyRecord], int]:
+def run_task(store: BlobStore, task: dict[str, Any]) -> tuple[list[CopyRecord], int]:
     """(copy records, bytes of input this task accounts for)."""
-    return _dispatch(task, worker_store()), task.get("progress", 0)
+    return _dispatch(task, store), task.get("progress", 0)
 
 
 def _read(fs_path: str) -> bytes:

@@ -17,47 +17,44 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy import and_, insert, select, update
 
-from copytrail.audit.match import copy_context
-from copytrail.errors import Conflict, InvalidInput, NotFound
-from copytrail.ledger.db import read_connection, write_transaction
-from copytrail.ledger.events import EventWriter, utc_now
-from copytrail.ledger.schema import (
+from copytrail.build.run import build_corpus
+from copytrail.build.tokenizer import file_sha256
+from copytrail.catalog.queries import copy_context, copy_rows, dataset_id, find_copy
+from copytrail.catalog.records import next_id
+from copytrail.catalog.schema import (
     copies,
     corpora,
     corpus_docs,
-    datasets,
     deletions,
     sources,
     works,
 )
+from copytrail.context import Context
+from copytrail.errors import Conflict, InvalidInput, NotFound
+from copytrail.guard import scope as guard_scope
+from copytrail.ledger.checkpoint import make_checkpoint, prove
+from copytrail.ledger.db import read_connection, write_transaction
+from copytrail.ledger.events import EventWriter, utc_now
 from copytrail.retention.holds import held_copies
-
-if TYPE_CHECKING:
-    from copytrail.library import Library
 
 
 def select_copies(
-    lib: Library, dataset: str | None, source: str | None, copies_file: str | None
+    ctx: Context, dataset: str | None, source: str | None, copies_file: str | None
 ) -> list[int]:
     if sum(x is not None for x in (dataset, source, copies_file)) != 1:
         raise InvalidInput("delete one selection: --dataset D, --source S or --copies FILE")
-    with read_connection(lib.engine) as conn:
+    with read_connection(ctx.db) as conn:
         if dataset is not None:
-            ds = lib._dataset_id(conn, dataset)
+            ds = dataset_id(conn, dataset)
             q = select(copies.c.id).where(copies.c.dataset_id == ds)
         elif source is not None:
             if conn.execute(select(sources.c.id).where(sources.c.name == source)).first() is None:
                 raise NotFound(f"no source {source!r}; see `copytrail ls sources`")
-            q = (
-                select(copies.c.id)
-                .join(datasets, datasets.c.id == copies.c.dataset_id)
-                .join(sources, sources.c.id == datasets.c.source_id)
-                .where(sources.c.name == source)
-            )
+            q = copy_rows(copies.c.id).where(sources.c.name == source)
         else:
             q = None
         if q is not None:
@@ -67,10 +64,11 @@ def select_copies(
     except OSError as e:
         raise InvalidInput(f"cannot read {copies_file}: {e.strerror}") from e
     ids = []
-    for ref in lines:
-        c = lib.copy(ref)
-        if c["status"] != "deleted":
-            ids.append(c["id"])
+    with read_connection(ctx.db) as conn:
+        for ref in lines:
+            c = find_copy(conn, ref)
+            if c["status"] != "deleted":
+                ids.append(c["id"])
     return sorted(set(ids))
 
 
@@ -88,10 +86,10 @@ def _live_blobs(conn: Any, candidates: set[str]) -> set[str]:
     return live
 
 
-def _remove_blobs(lib: Library, copy_ids: list[int] | None) -> tuple[list[str], list[str]]:
+def _remove_blobs(ctx: Context, copy_ids: list[int] | None) -> tuple[list[str], list[str]]:
     """Remove the blobs of deleted copies (these, or all deleted ones) no one else names.
     Returns (removed, kept because shared)."""
-    with read_connection(lib.engine) as conn:
+    with read_connection(ctx.db) as conn:
         q = select(copies.c.sha256, copies.c.text_sha256).where(copies.c.status == "deleted")
         if copy_ids is not None:
             q = q.where(copies.c.id.in_(copy_ids))
@@ -99,8 +97,8 @@ def _remove_blobs(lib: Library, copy_ids: list[int] | None) -> tuple[list[str], 
         shared = _live_blobs(conn, blobs)
     removed = []
     for sha in sorted(blobs - shared):
-        if lib.store.exists(sha):
-            lib.store.remove(sha)
+        if ctx.store.exists(sha):
+            ctx.store.remove(sha)
         removed.append(sha)
     return removed, sorted(shared)
 
@@ -129,7 +127,7 @@ def _tainted(conn: Any, copy_ids: list[int]) -> list[dict[str, Any]]:
 
 
 def delete_copies(
-    lib: Library,
+    ctx: Context,
     reason: str,
     dataset: str | None = None,
     source: str | None = None,
@@ -139,11 +137,11 @@ def delete_copies(
 ) -> dict[str, Any]:
     if not reason.strip():
         raise InvalidInput("say why: --reason 'takedown notice 2026-114'")
-    _remove_blobs(lib, None)  # finish a deletion an earlier run was killed in the middle of
-    ids = select_copies(lib, dataset, source, copies_file)
+    _remove_blobs(ctx, None)  # finish a deletion an earlier run was killed in the middle of
+    ids = select_copies(ctx, dataset, source, copies_file)
     if not ids:
         raise NotFound("nothing to delete: the selection holds no present copy")
-    with write_transaction(lib.engine) as conn:
+    with write_transaction(ctx.db) as conn:
         held = held_copies(conn, ids)
         if held:
             hs = {h["id"]: h for hs in held.values() for h in hs}
@@ -168,10 +166,10 @@ def delete_copies(
         ]
         listing = hashlib.sha256(json.dumps(listed, sort_keys=True).encode()).hexdigest()
         tainted = _tainted(conn, ids)
-        deletion_id = (conn.execute(select(func.max(deletions.c.id))).scalar() or 0) + 1
-        cert_dir = lib.path / "certificates"
+        deletion_id = next_id(conn, deletions.c.id)
+        cert_dir = ctx.root / "certificates"
         cert_path = cert_dir / f"deletion-{deletion_id}.json"
-        ev = EventWriter(conn, lib.actor)
+        ev = EventWriter(conn, ctx.actor)
         seq = ev.append(
             "deleted",
             {"deletion_id": deletion_id, "copy_ids": ids},
@@ -196,12 +194,12 @@ def delete_copies(
                     "copies": len(ids),
                     "certificate": str(cert_path),
                     "created": utc_now(),
-                    "actor": lib.actor,
+                    "actor": ctx.actor,
                     "event_seq": seq,
                 }
             ],
         )
-    removed, shared = _remove_blobs(lib, ids)
+    removed, shared = _remove_blobs(ctx, ids)
     derived_removed = []
     if not keep_derived:
         for c in tainted:
@@ -213,21 +211,23 @@ def delete_copies(
                 derived_removed.append(f"{c['corpus']}/{s['file']}")
     guards_refreshed = []
     gone_texts = {c["text_sha256"] for c in listed if c["text_sha256"]}
-    for g in lib.guards():
-        if gone_texts & lib.guard(g["name"]).texts():
-            r = lib.guard_index(g["name"])
+    for g in guard_scope.list_guards(ctx):
+        if gone_texts & guard_scope.open_guard(ctx, g["name"]).texts():
+            r = guard_scope.build(ctx, g["name"])
             guards_refreshed.append({"guard": g["name"], "removed_texts": r["removed"]})
     rebuilt = []
     if rebuild:
         for c in tainted:
-            rebuilt.append(_rebuild(lib, c, deletion_id))
-    head = lib.checkpoint()
-    proof = lib.prove(seq)
+            rebuilt.append(_rebuild(ctx, c, deletion_id))
+    with write_transaction(ctx.db) as conn:
+        head = make_checkpoint(conn, ctx.actor)
+    with read_connection(ctx.db) as conn:
+        proof = prove(conn, seq)
     certificate = {
         "certificate": "copytrail deletion",
         "deletion_id": deletion_id,
         "reason": reason,
-        "actor": lib.actor,
+        "actor": ctx.actor,
         "time": utc_now(),
         "copies": listed,
         "copies_sha256": listing,
@@ -249,8 +249,8 @@ def delete_copies(
     cert_path.with_suffix(".txt").write_text(_readable(certificate))
     proof_path = cert_path.with_suffix(".proof.json")
     proof_path.write_text(json.dumps(proof, indent=2))
-    with write_transaction(lib.engine) as conn:
-        ev = EventWriter(conn, lib.actor)
+    with write_transaction(ctx.db) as conn:
+        ev = EventWriter(conn, ctx.actor)
         ev.append(
             "produced",
             {"deletion_id": deletion_id},
@@ -264,8 +264,7 @@ def delete_copies(
     return {**certificate, "certificate_path": str(cert_path)}
 
 
-def _rebuild(lib: Library, corpus: dict[str, Any], deletion_id: int) -> dict[str, Any]:
-    from copytrail.build.tokenizer import file_sha256
+def _rebuild(ctx: Context, corpus: dict[str, Any], deletion_id: int) -> dict[str, Any]:
 
     policy = Path(corpus["policy"]["path"])
     if not policy.is_file() or file_sha256(policy) != corpus["policy"]["sha256"]:
@@ -274,7 +273,7 @@ def _rebuild(lib: Library, corpus: dict[str, Any], deletion_id: int) -> dict[str
             "error": f"policy {policy} is gone or changed since the build; rebuild by hand",
         }
     name = f"{corpus['corpus']}-d{deletion_id}"
-    r = lib.build(name, policy)
+    r = build_corpus(ctx, name, policy)
     return {"corpus": corpus["corpus"], "rebuilt_as": name, "manifest_sha256": r["manifest_sha256"]}
 
 

@@ -3,25 +3,24 @@ while it is active, a deletion touching anything it covers is refused and nothin
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy import and_, insert, select, update
 
+from copytrail.catalog.queries import dataset_id
+from copytrail.catalog.records import next_id, parse_dataset_ref
+from copytrail.catalog.schema import copies, datasets, holds, matches, sources, works, works_lists
+from copytrail.context import Context
 from copytrail.errors import Conflict, InvalidInput, NotFound
 from copytrail.ledger.db import read_connection, write_transaction
 from copytrail.ledger.events import EventWriter, utc_now
-from copytrail.ledger.records import parse_dataset_ref
-from copytrail.ledger.schema import copies, datasets, holds, matches, sources, works, works_lists
-
-if TYPE_CHECKING:
-    from copytrail.library import Library
 
 SCOPES = ("dataset", "source", "work")
 
 
-def _check_ref(conn: Any, lib: Library, scope: str, ref: str) -> str:
+def _check_ref(conn: Any, scope: str, ref: str) -> str:
     if scope == "dataset":
-        lib._dataset_id(conn, ref)
+        dataset_id(conn, ref)
         return ref
     if scope == "source":
         if conn.execute(select(sources.c.id).where(sources.c.name == ref)).first() is None:
@@ -34,15 +33,15 @@ def _check_ref(conn: Any, lib: Library, scope: str, ref: str) -> str:
     return f"{w['list']}:{w['work_id']}"
 
 
-def add_hold(lib: Library, matter: str, scope: str, ref: str) -> dict[str, Any]:
+def add_hold(ctx: Context, matter: str, scope: str, ref: str) -> dict[str, Any]:
     if not matter.strip():
         raise InvalidInput("say which matter the hold is for: --matter 'Doe v. Acme, 24-cv-1'")
     if scope not in SCOPES:
         raise InvalidInput(f"a hold covers one of: {', '.join(SCOPES)}")
-    with write_transaction(lib.engine) as conn:
-        ref = _check_ref(conn, lib, scope, ref)
-        hold_id = (conn.execute(select(func.max(holds.c.id))).scalar() or 0) + 1
-        ev = EventWriter(conn, lib.actor)
+    with write_transaction(ctx.db) as conn:
+        ref = _check_ref(conn, scope, ref)
+        hold_id = next_id(conn, holds.c.id)
+        ev = EventWriter(conn, ctx.actor)
         seq = ev.append(
             "held", {"hold_id": hold_id}, {"action": "add", "matter": matter, scope: ref}
         )
@@ -53,7 +52,7 @@ def add_hold(lib: Library, matter: str, scope: str, ref: str) -> dict[str, Any]:
             "scope": scope,
             "ref": ref,
             "created": utc_now(),
-            "actor": lib.actor,
+            "actor": ctx.actor,
             "released": None,
             "released_by": None,
             "event_seq": seq,
@@ -62,26 +61,26 @@ def add_hold(lib: Library, matter: str, scope: str, ref: str) -> dict[str, Any]:
     return row
 
 
-def release_hold(lib: Library, hold_id: int) -> dict[str, Any]:
-    with write_transaction(lib.engine) as conn:
+def release_hold(ctx: Context, hold_id: int) -> dict[str, Any]:
+    with write_transaction(ctx.db) as conn:
         row = conn.execute(select(holds).where(holds.c.id == hold_id)).first()
         if row is None:
             raise NotFound(f"no hold #{hold_id}; see `copytrail hold ls`")
         if row.released:
             raise Conflict(f"hold #{hold_id} was released at {row.released}")
-        ev = EventWriter(conn, lib.actor)
+        ev = EventWriter(conn, ctx.actor)
         ev.append("held", {"hold_id": hold_id}, {"action": "release", "matter": row.matter})
         ev.flush()
         conn.execute(
             update(holds)
             .where(holds.c.id == hold_id)
-            .values(released=utc_now(), released_by=lib.actor)
+            .values(released=utc_now(), released_by=ctx.actor)
         )
         return conn.execute(select(holds).where(holds.c.id == hold_id)).first()._asdict()
 
 
-def list_holds(lib: Library, active_only: bool = False) -> list[dict[str, Any]]:
-    with read_connection(lib.engine) as conn:
+def list_holds(ctx: Context, active_only: bool = False) -> list[dict[str, Any]]:
+    with read_connection(ctx.db) as conn:
         q = select(holds).order_by(holds.c.id)
         if active_only:
             q = q.where(holds.c.released.is_(None))

@@ -18,18 +18,16 @@ from __future__ import annotations
 import tomllib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import func, select
 
+from copytrail.catalog.queries import DATASET_NAME, DATASET_VERSION, copy_rows, labelled
+from copytrail.catalog.schema import copies, corpora, corpus_docs, sources
+from copytrail.context import Context
 from copytrail.errors import InvalidInput
 from copytrail.ledger.db import read_connection
-from copytrail.ledger.records import dataset_label
-from copytrail.ledger.schema import copies, corpora, corpus_docs, datasets, sources
 from copytrail.retention.holds import held_copies
-
-if TYPE_CHECKING:
-    from copytrail.library import Library
 
 RULE_KEYS = {
     "name",
@@ -73,14 +71,14 @@ def _parse_time(value: str) -> datetime:
 
 
 def retention_report(
-    lib: Library, rules_path: str | Path | None = None, as_of: str | None = None
+    ctx: Context, rules_path: str | Path | None = None, as_of: str | None = None
 ) -> dict[str, Any]:
     rules = load_rules(rules_path) if rules_path else []
     try:
         now = _parse_time(as_of) if as_of else datetime.now(UTC)
     except ValueError as e:
         raise InvalidInput(f"--as-of {as_of!r} is not an ISO date") from e
-    with read_connection(lib.engine) as conn:
+    with read_connection(ctx.db) as conn:
         last_inclusion = dict(
             conn.execute(
                 select(corpus_docs.c.copy_id, func.max(corpora.c.created))
@@ -90,27 +88,24 @@ def retention_report(
             ).all()
         )
         rows = [
-            r._asdict()
+            labelled(r)
             for r in conn.execute(
-                select(
+                copy_rows(
                     copies.c.id,
                     copies.c.created,
                     copies.c.size,
                     copies.c.path,
-                    datasets.c.name.label("dataset_name"),
-                    datasets.c.version,
+                    DATASET_NAME,
+                    DATASET_VERSION,
                     sources.c.name.label("source"),
                     sources.c.kind,
                 )
-                .join(datasets, datasets.c.id == copies.c.dataset_id)
-                .join(sources, sources.c.id == datasets.c.source_id)
                 .where(copies.c.status != "deleted")
                 .order_by(copies.c.id)
             )
         ]
         held = held_copies(conn, [r["id"] for r in rows])
     for r in rows:
-        r["dataset"] = dataset_label(r.pop("dataset_name"), r.pop("version"))
         r["last_inclusion"] = last_inclusion.get(r["id"])
     never = [r for r in rows if r["last_inclusion"] is None]
     by_group: dict[tuple[str, str], list[int]] = {}

@@ -6,12 +6,13 @@ import hashlib
 import secrets
 from typing import Any
 
-from sqlalchemy import Engine, func, insert, select, update
+from sqlalchemy import Engine, insert, select, update
 
+from copytrail.catalog.records import next_id
+from copytrail.catalog.schema import api_keys
 from copytrail.errors import Conflict, InvalidInput, NotFound
 from copytrail.ledger.db import read_connection, write_transaction
 from copytrail.ledger.events import utc_now
-from copytrail.ledger.schema import api_keys
 
 # What each role may do. checker: the output filter only. auditor: also read the ledger,
 # reports and search snippets, never the full text of a copy. admin: everything.
@@ -36,9 +37,9 @@ def add_key(engine: Engine, name: str, role: str, actor: str) -> dict[str, Any]:
     with write_transaction(engine) as conn:
         if conn.execute(select(api_keys.c.id).where(api_keys.c.name == name)).first():
             raise Conflict(f"a key named {name!r} exists; revoke it first or pick another name")
-        next_id = (conn.execute(select(func.max(api_keys.c.id))).scalar() or 0) + 1
+        key_id = next_id(conn, api_keys.c.id)
         row = {
-            "id": next_id,
+            "id": key_id,
             "name": name,
             "role": role,
             "key_sha256": _hash(key),

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, and_, func, insert, select
 
 from copytrail.canonical import canonical_json
+from copytrail.catalog.schema import copies, copy_isbns, datasets, sources
 from copytrail.errors import Conflict, InvalidInput, NotFound
 from copytrail.ledger.events import EventWriter, utc_now
-from copytrail.ledger.schema import copies, copy_isbns, datasets, sources
 
 SOURCE_KINDS = (
     "purchased-scan",
@@ -22,6 +23,24 @@ SOURCE_KINDS = (
     "user-upload",
     "unknown",
 )
+
+
+def next_id(conn: Connection, id_column: Any) -> int:
+    """The next id of a table whose ids are given by the ledger (dense, in event order). Call it
+    inside the write transaction that inserts the row: the write lock keeps it unique."""
+    return (conn.execute(select(func.max(id_column))).scalar() or 0) + 1
+
+
+def checked_iso(value: str | None, what: str) -> str | None:
+    """`value` if it is an ISO 8601 date or date-time (None passes): dates enter the hash-chained
+    log only in a form every reader can compare."""
+    if value is None:
+        return None
+    try:
+        datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except (ValueError, AttributeError) as e:
+        raise InvalidInput(f"{what} {value!r} is not an ISO date or time, e.g. 2025-03-01") from e
+    return value
 
 
 def parse_dataset_ref(ref: str) -> tuple[str, str]:
@@ -39,6 +58,9 @@ def dataset_label(name: str, version: str) -> str:
 
 def add_source(conn: Connection, ev: EventWriter, fields: dict[str, Any]) -> dict[str, Any]:
     kind = fields["kind"]
+    checked_iso(fields.get("acquired"), "acquired date")
+    if not isinstance(fields.get("name"), str) or not fields["name"].strip():
+        raise InvalidInput("a source needs a name, e.g. `copytrail source add gutenberg ...`")
     if kind not in SOURCE_KINDS:
         raise InvalidInput(
             f"unknown source kind {kind!r}; choose one of: {', '.join(SOURCE_KINDS)}"
@@ -47,7 +69,7 @@ def add_source(conn: Connection, ev: EventWriter, fields: dict[str, Any]) -> dic
         raise Conflict(
             f"source {fields['name']!r} exists already; see it with `copytrail ls sources`"
         )
-    new_id = (conn.execute(select(func.max(sources.c.id))).scalar() or 0) + 1
+    new_id = next_id(conn, sources.c.id)
     row = {**fields, "id": new_id, "created": utc_now()}
     seq = ev.append("acquired", {"source_id": new_id}, {"source": _strip_none(row)})
     ev.flush()
@@ -83,7 +105,7 @@ def get_or_create_dataset(
                 f"{source_name!r}; use another dataset name or version"
             )
         return row, False
-    new_id = (conn.execute(select(func.max(datasets.c.id))).scalar() or 0) + 1
+    new_id = next_id(conn, datasets.c.id)
     fields = {
         "id": new_id,
         "name": name,
@@ -149,7 +171,7 @@ def record_copies(
                 )
             ).scalars()
         )
-    next_id = (conn.execute(select(func.max(copies.c.id))).scalar() or 0) + 1
+    cid_next = next_id(conn, copies.c.id)
     now = utc_now()
     rows, isbn_rows, new_ids = [], [], []
     skipped = 0
@@ -162,8 +184,8 @@ def record_copies(
             existing.add(rec["sha256"])
         else:
             existing_paths.add(rec["path"])
-        cid = next_id
-        next_id += 1
+        cid = cid_next
+        cid_next += 1
         seq = ev.append(
             "ingested", {"copy_id": cid, "dataset_id": dataset_id}, copy_event_payload(rec)
         )

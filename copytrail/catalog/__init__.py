@@ -1,0 +1,1 @@
+"""Domain tables and records: what the library holds, indexed from the log."""

@@ -1,0 +1,52 @@
+"""Every schema change of the ledger database, in one place: new tables come from `create_all`,
+changes to existing tables run here in order, and the version moves last."""
+
+from __future__ import annotations
+
+from sqlalchemy import Connection, Engine, insert, inspect, select, text
+
+from copytrail.catalog.schema import SCHEMA_VERSION
+from copytrail.errors import CopytrailError
+from copytrail.ledger.db import read_connection, write_transaction
+from copytrail.ledger.schema import meta, metadata
+
+
+def migrate(db: Engine) -> None:
+    """Bring the database to SCHEMA_VERSION (creates a new one); never drops anything."""
+    metadata.create_all(db)  # creates what is missing
+    with write_transaction(db) as conn:
+        row = conn.execute(select(meta.c.value).where(meta.c.key == "schema_version")).first()
+        if row is None:
+            conn.execute(insert(meta), [{"key": "schema_version", "value": str(SCHEMA_VERSION)}])
+        elif int(row.value) > SCHEMA_VERSION:
+            raise CopytrailError(
+                f"this library has schema {row.value}, newer than this copytrail "
+                f"({SCHEMA_VERSION}); upgrade copytrail"
+            )
+        elif int(row.value) < SCHEMA_VERSION:
+            _migrate_columns(conn)
+            conn.execute(
+                meta.update()
+                .where(meta.c.key == "schema_version")
+                .values(value=str(SCHEMA_VERSION))
+            )
+
+
+def ensure_current(db: Engine, url: str) -> None:
+    """On open: migrate an older library, refuse a newer one, explain an unreadable one."""
+    try:
+        with read_connection(db) as conn:
+            v = conn.execute(select(meta.c.value).where(meta.c.key == "schema_version")).scalar()
+    except Exception as e:
+        raise CopytrailError(f"cannot read the ledger at {url}: {e}") from e
+    if v is not None and int(v) > SCHEMA_VERSION:
+        raise CopytrailError(f"library schema {v} is newer than this copytrail; upgrade it")
+    if v is None or int(v) != SCHEMA_VERSION:
+        migrate(db)
+
+
+def _migrate_columns(conn: Connection) -> None:
+    """Columns added to tables that older libraries already have."""
+    have = {c["name"] for c in inspect(conn).get_columns("works")}
+    if "text_source_sha256" not in have:  # schema 2 -> 3
+        conn.execute(text("ALTER TABLE works ADD COLUMN text_source_sha256 VARCHAR(64)"))

@@ -1,0 +1,253 @@
+"""The catalog: domain tables (sources, datasets, copies, works, audits, corpora, runs, holds, ...)
+that index the log's events for fast questions. `verify` cross-checks them against the events.
+They live on the log's `metadata`, so one `create_all` and one schema version cover the database."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+from copytrail.ledger.schema import metadata
+
+SCHEMA_VERSION = 7  # 2: works lists, audits, matches; 3: works.text_source_sha256; 4: api_keys
+# 5: corpora, corpus_docs; 6: runs; 7: holds, deletions (fingerprints joined the schema in 7)
+
+sources = Table(
+    "sources",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("kind", String(32), nullable=False),
+    Column("license", Text),
+    Column("provided_by", Text),
+    Column("acquired", String(40)),
+    Column("url", Text),
+    Column("notes", Text),
+    Column("created", String(40), nullable=False),
+    Column("event_seq", BigInteger, nullable=False),
+)
+
+datasets = Table(
+    "datasets",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("name", String(200), nullable=False),
+    Column("version", String(100), nullable=False),  # "" when unversioned
+    Column("source_id", Integer, ForeignKey("sources.id"), nullable=False),
+    Column("created", String(40), nullable=False),
+    Column("event_seq", BigInteger, nullable=False),
+    UniqueConstraint("name", "version", name="uq_dataset_name_version"),
+)
+
+copies = Table(
+    "copies",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=False),
+    Column("dataset_id", Integer, ForeignKey("datasets.id"), nullable=False),
+    # NULL only for items refused before their bytes were read (an oversized archive member).
+    Column("sha256", String(64)),
+    Column("size", BigInteger, nullable=False),
+    Column("media_type", String(100), nullable=False),
+    Column("path", Text, nullable=False),
+    Column("status", String(16), nullable=False),  # ok | unreadable | refused | deleted
+    Column("reason", Text),
+    Column("text_sha256", String(64)),
+    Column("text_size", BigInteger),
+    Column("title", Text),
+    Column("authors", Text),  # JSON list
+    Column("isbns", Text),  # JSON list of ISBN-13
+    Column("language", String(16)),
+    Column("words", BigInteger),
+    Column("replacements", Integer),  # invalid byte sequences replaced while decoding
+    Column("extra", Text),  # JSON: other metadata (identifiers, encoding, record fields, ...)
+    Column("created", String(40), nullable=False),
+    Column("event_seq", BigInteger, nullable=False),
+    UniqueConstraint("dataset_id", "sha256", name="uq_copy_dataset_sha256"),
+)
+Index("ix_copies_sha256", copies.c.sha256)
+Index("ix_copies_text_sha256", copies.c.text_sha256)
+Index("ix_copies_dataset_path", copies.c.dataset_id, copies.c.path)
+
+copy_isbns = Table(
+    "copy_isbns",
+    metadata,
+    Column("copy_id", BigInteger, ForeignKey("copies.id"), nullable=False),
+    Column("isbn13", String(13), nullable=False),
+    Column("origin", String(16), nullable=False),  # metadata | text
+    UniqueConstraint("copy_id", "isbn13", name="uq_copy_isbn"),
+)
+Index("ix_copy_isbns_isbn", copy_isbns.c.isbn13)
+
+works_lists = Table(
+    "works_lists",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("created", String(40), nullable=False),
+)
+
+works = Table(
+    "works",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=False),
+    Column("list_id", Integer, ForeignKey("works_lists.id"), nullable=False),
+    Column("work_id", String(200), nullable=False),
+    Column("title", Text),
+    Column("authors", Text),  # JSON list
+    Column("isbns", Text),  # JSON list of ISBN-13
+    Column("asin", String(20)),
+    Column("text_sha256", String(64)),  # reference text blob, when given
+    Column("text_source_sha256", String(64)),  # the reference file's own bytes (a blob too)
+    Column("text_path", Text),
+    Column("updated", String(40), nullable=False),
+    UniqueConstraint("list_id", "work_id", name="uq_work_list_id"),
+)
+
+work_isbns = Table(
+    "work_isbns",
+    metadata,
+    Column("work_pk", BigInteger, ForeignKey("works.id"), nullable=False),
+    Column("isbn13", String(13), nullable=False),
+    UniqueConstraint("work_pk", "isbn13", name="uq_work_isbn"),
+)
+Index("ix_work_isbns_isbn", work_isbns.c.isbn13)
+
+audits = Table(
+    "audits",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("list_id", Integer, ForeignKey("works_lists.id"), nullable=False),
+    Column("datasets", Text, nullable=False),  # JSON list of dataset labels ([] = all)
+    Column("params", Text, nullable=False),  # JSON
+    Column("out_dir", Text, nullable=False),
+    Column("time", String(40), nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("event_seq", BigInteger, nullable=False),
+)
+
+matches = Table(
+    "matches",
+    metadata,
+    Column("audit_id", Integer, ForeignKey("audits.id"), nullable=False),
+    Column("work_pk", BigInteger, ForeignKey("works.id"), nullable=False),
+    Column("copy_id", BigInteger, ForeignKey("copies.id"), nullable=False),
+    Column("method", String(32), nullable=False),
+    Column("score", Float),
+    Column("coverage", Float),
+    Column("longest_span_words", Integer),
+    Column("spans", Text),  # JSON
+)
+Index("ix_matches_work", matches.c.work_pk)
+Index("ix_matches_copy", matches.c.copy_id)
+
+# HTTP API keys. Only a SHA-256 of each key is kept: keys are 256-bit random strings, so a fast
+# hash is enough (there is no password to guess), and a stolen ledger gives no usable key.
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("role", String(16), nullable=False),  # checker | auditor | admin
+    Column("key_sha256", String(64), nullable=False, unique=True),
+    Column("prefix", String(16), nullable=False),  # first characters, to recognise a key
+    Column("created", String(40), nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("revoked", String(40)),
+)
+
+# Corpora built under a policy, and the fate of every copy each build considered.
+corpora = Table(
+    "corpora",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("path", Text, nullable=False),
+    Column("policy_sha256", String(64), nullable=False),
+    Column("tokenizer_sha256", String(64), nullable=False),
+    Column("manifest_sha256", String(64), nullable=False),
+    Column("documents", BigInteger, nullable=False),
+    Column("tokens", BigInteger, nullable=False),
+    Column("created", String(40), nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("event_seq", BigInteger, nullable=False),
+)
+
+corpus_docs = Table(
+    "corpus_docs",
+    metadata,
+    Column("corpus_id", Integer, ForeignKey("corpora.id"), nullable=False),
+    Column("copy_id", BigInteger, ForeignKey("copies.id"), nullable=False),
+    Column("fate", String(16), nullable=False),  # included | excluded
+    Column("rule", String(100)),  # why excluded: source-kind:..., works-list:..., quality:..., ...
+    Column("detail", Text),  # e.g. the matched work, the language found
+    Column("kept_copy_id", BigInteger),  # for duplicates: the copy kept instead
+    Column("shard", Integer),
+    Column("token_start", BigInteger),
+    Column("token_end", BigInteger),
+    UniqueConstraint("corpus_id", "copy_id", name="uq_corpus_copy"),
+)
+Index("ix_corpus_docs_copy", corpus_docs.c.copy_id)
+
+# Training runs: which model was trained on which corpus (and which of its shards).
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("model", String(200), nullable=False),
+    Column("corpus_id", Integer, ForeignKey("corpora.id"), nullable=False),
+    Column("shards", Text),  # JSON list of shard numbers; NULL = every shard
+    Column("started", String(40)),
+    Column("finished", String(40)),
+    Column("notes", Text),
+    Column("created", String(40), nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("event_seq", BigInteger, nullable=False),
+)
+Index("ix_runs_model", runs.c.model)
+
+# Legal holds: while active, nothing they cover may be deleted.
+holds = Table(
+    "holds",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("matter", Text, nullable=False),
+    Column("scope", String(16), nullable=False),  # dataset | source | work
+    Column("ref", String(400), nullable=False),  # dataset label, source name, list:work_id
+    Column("created", String(40), nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("released", String(40)),
+    Column("released_by", String(200)),
+    Column("event_seq", BigInteger, nullable=False),
+)
+
+deletions = Table(
+    "deletions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("reason", Text, nullable=False),
+    Column("copies", Integer, nullable=False),
+    Column("certificate", Text),  # path of the JSON certificate
+    Column("created", String(40), nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("event_seq", BigInteger, nullable=False),
+)
+
+# Which Parquet batch under LIBRARY/fingerprints holds each text's fingerprints.
+fingerprints = Table(
+    "fingerprints",
+    metadata,
+    Column("text_sha256", String(64), primary_key=True),
+    Column("batch", String(64), nullable=False),
+    Column("words", Integer, nullable=False),
+    Column("params", String(64), nullable=False),
+)

@@ -1,0 +1,218 @@
+"""`copytrail verify`: is the record intact, and does the store hold what the record says?
+
+Like `git fsck` or restic's checker, one pass cross-checks the three parts of a library:
+1. the log (ledger/verify.py): the event chain and the checkpoints;
+2. the catalog against the log: each copy row has the ingested event that created it, with the
+   same hashes, path and status; sources and datasets likewise;
+3. the store against the catalog: every blob a present copy names exists and hashes to its
+   name; the blobs of deleted copies are gone unless a present copy shares them.
+Blobs no copy names (left by an ingest killed before its transaction committed) are harmless and
+reported as a note, as are temporary files from a write killed before its rename.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, select
+
+from copytrail.catalog.records import copy_event_payload
+from copytrail.catalog.schema import copies, datasets, deletions, sources, works
+from copytrail.ledger.db import read_connection
+from copytrail.ledger.events import Event
+from copytrail.ledger.schema import events
+from copytrail.ledger.verify import ProgressFn, VerifyReport, verify_log
+from copytrail.store.blobs import BlobStore
+
+BLOB_CHECK_THREADS = 8  # blob reads wait on the disk or the network as much as on the CPU
+
+
+def check_library(
+    db: Engine, store: BlobStore, quick: bool = False, progress: ProgressFn | None = None
+) -> VerifyReport:
+    report = VerifyReport()
+    with read_connection(db) as conn:
+        deleted = check_catalog(conn, verify_log(conn, report, progress), report)
+        check_store(
+            conn,
+            store,
+            deleted,
+            report,
+            quick=quick,
+            progress=progress,
+            unfinished=unfinished_deletions(conn),
+        )
+    return report
+
+
+def _iter_copies(conn: Connection, batch: int = 20_000) -> Iterator[Any]:
+    last = 0
+    while True:
+        rows = conn.execute(
+            select(copies).where(copies.c.id > last).order_by(copies.c.id).limit(batch)
+        ).all()
+        if not rows:
+            return
+        yield from rows
+        last = rows[-1].id
+
+
+def check_catalog(conn: Connection, log: Iterator[Event], report: VerifyReport) -> set[int]:
+    """Check 2, over the events the log verifier streams. Returns the ids of copies the events
+    say were deleted."""
+    src_rows = {r.id: r for r in conn.execute(select(sources)).all()}
+    ds_rows = {r.id: r for r in conn.execute(select(datasets)).all()}
+    seen_sources: set[int] = set()
+    seen_datasets: set[int] = set()
+    deleted: set[int] = set()
+    copy_iter = _iter_copies(conn)
+    pending_copy = next(copy_iter, None)
+    for ev in log:
+        if ev.type == "ingested" and "copy_id" in ev.subjects:
+            cid = ev.subjects["copy_id"]
+            while pending_copy is not None and pending_copy.id < cid:
+                report.problem(f"copy {pending_copy.id}: no ingested event records it")
+                pending_copy = next(copy_iter, None)
+            if pending_copy is None or pending_copy.id != cid:
+                report.problem(f"event {ev.seq}: copy {cid} it records is missing from the table")
+            else:
+                _check_copy(pending_copy, ev, report)
+                pending_copy = next(copy_iter, None)
+        elif ev.type == "deleted":
+            deleted.update(ev.subjects.get("copy_ids", []))
+        elif ev.type == "acquired":
+            _check_acquired(ev, src_rows, ds_rows, seen_sources, seen_datasets, report)
+    while pending_copy is not None:
+        report.problem(f"copy {pending_copy.id}: no ingested event records it")
+        pending_copy = next(copy_iter, None)
+    for sid in set(src_rows) - seen_sources:
+        report.problem(f"source {sid}: no acquired event records it")
+    for did in set(ds_rows) - seen_datasets:
+        report.problem(f"dataset {did}: no acquired event records it")
+    return deleted
+
+
+def _check_copy(row: Any, ev: Event, report: VerifyReport) -> None:
+    row_payload = copy_event_payload(row._asdict())
+    expect = dict(ev.payload)
+    if row.status == "deleted":
+        row_payload["status"] = expect.get("status")
+    if row_payload != expect or row.dataset_id != ev.subjects.get("dataset_id"):
+        diff = sorted(
+            k for k in set(row_payload) | set(expect) if row_payload.get(k) != expect.get(k)
+        )
+        report.problem(
+            f"copy {row.id}: table differs from its ingested event {ev.seq} "
+            f"in {diff or ['dataset']}"
+        )
+
+
+def _check_acquired(ev, src_rows, ds_rows, seen_sources, seen_datasets, report) -> None:  # type: ignore[no-untyped-def]
+    if "source" in ev.payload:
+        sid = ev.subjects.get("source_id")
+        seen_sources.add(sid)
+        row = src_rows.get(sid)
+        recorded = ev.payload["source"]
+        if row is None:
+            report.problem(f"event {ev.seq}: source {sid} it records is missing from the table")
+        elif any(getattr(row, k) != v for k, v in recorded.items() if k != "event_seq"):
+            report.problem(f"source {sid}: table differs from its acquired event {ev.seq}")
+    elif "dataset" in ev.payload:
+        did = ev.subjects.get("dataset_id")
+        seen_datasets.add(did)
+        row = ds_rows.get(did)
+        recorded = ev.payload["dataset"]
+        if row is None:
+            report.problem(f"event {ev.seq}: dataset {did} it records is missing from the table")
+        elif (row.name, row.version, row.source_id) != (
+            recorded["name"],
+            recorded["version"],
+            recorded["source_id"],
+        ):
+            report.problem(f"dataset {did}: table differs from its acquired event {ev.seq}")
+
+
+def unfinished_deletions(conn: Connection) -> set[int]:
+    """Copies of deletions whose certificate was never written (the run was killed after the
+    deletion was recorded and before its files were finished)."""
+    out: set[int] = set()
+    for r in conn.execute(select(deletions.c.certificate, deletions.c.event_seq)):
+        if r.certificate and Path(r.certificate).exists():
+            continue
+        subjects = conn.execute(select(events.c.subjects).where(events.c.seq == r.event_seq))
+        ev = subjects.scalar()
+        out.update(json.loads(ev).get("copy_ids", []) if ev else [])
+    return out
+
+
+def check_store(
+    conn: Connection,
+    store: BlobStore,
+    deleted_by_events: set[int],
+    report: VerifyReport,
+    quick: bool = False,
+    progress: ProgressFn | None = None,
+    unfinished: set[int] | None = None,
+) -> None:
+    """Check 3, plus orphan and temporary-file notes. `unfinished`: copies of a deletion that
+    was interrupted before its certificate was written; their leftover blobs are a note (the
+    next `copytrail delete` removes them), not a problem."""
+    live: dict[str, list[int]] = {}
+    gone: dict[str, list[int]] = {}
+    for row in _iter_copies(conn):
+        is_deleted = row.status == "deleted"
+        if is_deleted != (row.id in deleted_by_events):
+            report.problem(
+                f"copy {row.id}: status {row.status!r} but the events say "
+                f"{'deleted' if row.id in deleted_by_events else 'present'}"
+            )
+        target = gone if is_deleted else live
+        for sha in {row.sha256, row.text_sha256} - {None}:
+            target.setdefault(sha, []).append(row.id)
+    # Reference texts of works lists are blobs the library must keep as well.
+    for row in conn.execute(select(works.c.id, works.c.text_sha256, works.c.text_source_sha256)):
+        for sha in {row.text_sha256, row.text_source_sha256} - {None}:
+            live.setdefault(sha, []).append(-row.id)
+    report.counts.update(blobs_referenced=len(live))
+    if progress:
+        progress("blobs", 0, len(live))
+
+    def check(sha: str) -> tuple[str, str | None]:
+        if quick:
+            return sha, None if store.exists(sha) else "missing"
+        return sha, store.check(sha)
+
+    with ThreadPoolExecutor(max_workers=BLOB_CHECK_THREADS) as pool:
+        for sha, err in pool.map(check, live, chunksize=64):
+            if err:
+                owners = [f"copy {i}" if i > 0 else f"work {-i}" for i in live[sha][:5]]
+                report.problem(f"blob {sha} ({', '.join(owners)}): {err}")
+            if progress:
+                progress("blobs", 1, None)
+    leftovers = 0
+    for sha, ids in gone.items():
+        if sha not in live and store.exists(sha):
+            if unfinished and all(i in unfinished for i in ids):
+                leftovers += 1
+            else:
+                report.problem(f"blob {sha} of deleted copy {ids[0]} is still in the store")
+    if leftovers:
+        report.notes.append(
+            f"{leftovers} blobs of an interrupted deletion are still in the store; run "
+            "`copytrail delete` again (any selection) to finish removing them"
+        )
+    referenced = set(live) | set(gone)
+    orphans = sum(1 for name in store.iter_names() if name not in referenced)
+    temps = sum(1 for _ in store.iter_temporaries())
+    if orphans:
+        report.notes.append(
+            f"{orphans} blobs are named by no copy (an interrupted ingest wrote them before its "
+            "record committed; re-running that ingest records them)"
+        )
+    if temps:
+        report.notes.append(f"{temps} temporary files left by interrupted blob writes")
+    report.counts.update(orphan_blobs=orphans, temporary_files=temps)

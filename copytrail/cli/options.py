@@ -1,0 +1,33 @@
+"""Options shared by several commands, and opening the library they name."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
+WorkersOpt = Annotated[
+    int | None, typer.Option(help="Worker processes (default: all cores).")
+]
+
+
+class State:
+    """Global options (`--library`, `--db`), set by the app's callback before any command."""
+
+    library: str | None = None
+    db: str | None = None
+
+
+state = State()
+
+
+def open_library(workers: int | None = None) -> Any:
+    """The library the global options name. `workers` given: that many worker processes, used
+    whatever the input size (the user asked for them); otherwise one per core, small work
+    inline."""
+    from copytrail.engine.local import LocalEngine
+    from copytrail.library import Library
+
+    executor = LocalEngine(workers, inline_bytes=0) if workers else None
+    return Library.open(state.library, db=state.db, executor=executor)

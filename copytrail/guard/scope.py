@@ -1,0 +1,173 @@
+"""Guard indexes in a library: where they live, which texts a scope covers, building and
+refreshing them, and opening them (one loaded index per name, reloaded after a refresh)."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import and_, select
+
+from copytrail.catalog.queries import dataset_id
+from copytrail.catalog.schema import copies, works, works_lists
+from copytrail.context import Context
+from copytrail.errors import InvalidInput, NotFound
+from copytrail.guard.index import MANIFEST, GuardIndex, Progress, index_text, read_manifest, refresh
+from copytrail.guard.segment import IndexedText
+from copytrail.ledger.db import read_connection, write_transaction
+from copytrail.ledger.events import EventWriter
+from copytrail.store.blobs import BlobStore
+
+
+def guard_root(ctx: Context) -> Path:
+    return ctx.root / "guard"
+
+
+def _is_valid_name(name: str) -> bool:
+    return bool(name) and all(c.isalnum() or c in "-_." for c in name) and name[0] != "."
+
+
+def valid_name(name: str) -> str:
+    """A guard name is one plain path component: it can never name a place outside the
+    library's guard folder."""
+    if not _is_valid_name(name):
+        raise InvalidInput(
+            f"guard name {name!r} must be letters, digits, '-', '_' or '.', e.g. 'protected'"
+        )
+    return name
+
+
+def scope_texts(ctx: Context, scope: dict[str, Any]) -> dict[str, int]:
+    """SHA-256 -> size of every text the scope covers: readable copies of its datasets and the
+    reference texts of its works lists. A text held by several copies is indexed once."""
+    wanted: dict[str, int] = {}
+    with read_connection(ctx.db) as conn:
+        if scope.get("all") or scope.get("datasets"):
+            q = select(copies.c.text_sha256, copies.c.text_size).where(
+                and_(copies.c.status == "ok", copies.c.text_sha256.is_not(None))
+            )
+            if not scope.get("all"):
+                ids = [dataset_id(conn, d) for d in scope["datasets"]]
+                q = q.where(copies.c.dataset_id.in_(ids))
+            for sha, size in conn.execute(q):
+                wanted[sha] = size or 0
+        for name in scope.get("lists") or []:
+            list_id = conn.execute(
+                select(works_lists.c.id).where(works_lists.c.name == name)
+            ).scalar()
+            if list_id is None:
+                raise NotFound(f"no works list {name!r}; see `copytrail works ls`")
+            q = select(works.c.text_sha256).where(
+                and_(works.c.list_id == list_id, works.c.text_sha256.is_not(None))
+            )
+            for (sha,) in conn.execute(q):
+                wanted.setdefault(sha, 0)
+    return wanted
+
+
+def build(
+    ctx: Context,
+    name: str,
+    lists: list[str] | None = None,
+    dataset_refs: list[str] | None = None,
+    all_datasets: bool = False,
+    rebuild: bool = False,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Build or refresh guard index `name`. Without a scope, the saved scope is refreshed."""
+    path = guard_root(ctx) / valid_name(name)
+    if lists or dataset_refs or all_datasets:
+        scope = {"lists": sorted(lists or []), "datasets": sorted(dataset_refs or [])}
+        if all_datasets:
+            scope = {"lists": scope["lists"], "all": True}
+    elif (path / MANIFEST).exists():
+        scope = read_manifest(path)["scope"]
+    else:
+        raise InvalidInput(
+            f"guard index {name!r} does not exist yet; say what it protects: "
+            "--list WORKS_LIST, --dataset D (repeatable) or --all"
+        )
+    wanted = scope_texts(ctx, scope)
+    if not wanted:
+        raise InvalidInput(
+            "the scope holds no text to index (no readable copies, no works with a text "
+            "column); ingest or import works first"
+        )
+
+    def read_texts(shas: list[str]) -> Iterator[IndexedText]:
+        total = sum(wanted[s] for s in shas)
+        if progress:
+            progress("reading texts", 0, total)
+        # Workers read and tokenise; results are put back in the order asked for.
+        done: dict[str, IndexedText] = {}
+        for t in ctx.executor.map(_index_task, shas, ctx.store, total):
+            done[t.sha256] = t
+            if progress:
+                progress("reading texts", wanted[t.sha256], total)
+        for sha in shas:
+            yield done.pop(sha)
+
+    result = refresh(path, scope, wanted, read_texts, rebuild=rebuild, progress=progress)
+    index = GuardIndex.open(path)
+    stats = index.stats()
+    listed = hashlib.sha256("\n".join(sorted(index.texts())).encode()).hexdigest()
+    with write_transaction(ctx.db) as conn:
+        ev = EventWriter(conn, ctx.actor)
+        seq = ev.append(
+            "produced",
+            {"guard": name},
+            {
+                "artifact": "guard-index",
+                "scope": scope,
+                "texts": stats["texts"],
+                "tokens": stats["tokens"],
+                "texts_sha256": listed,
+                "added": result.added,
+                "removed": result.removed,
+            },
+        )
+        ev.flush()
+    forget_guard(ctx, name)
+    return {
+        **stats,
+        "added": result.added,
+        "removed": result.removed,
+        "merged": result.merged,
+        "seconds": round(result.seconds, 3),
+        "texts_sha256": listed,
+        "event_seq": seq,
+    }
+
+
+def _index_task(store: BlobStore, sha: str) -> IndexedText:
+    return index_text(sha, store.get(sha).decode("utf-8"))
+
+
+def list_guards(ctx: Context) -> list[dict[str, Any]]:
+    root = guard_root(ctx)
+    out = []
+    for d in sorted(root.glob("*")) if root.exists() else []:
+        if (d / MANIFEST).exists() and _is_valid_name(d.name):
+            out.append(open_guard(ctx, d.name).stats())
+    return out
+
+
+def open_guard(ctx: Context, name: str) -> GuardIndex:
+    """The loaded index (memory-mapped), from the library's caches; reloaded when a refresh
+    replaced its manifest. The name is checked here, where it becomes a path."""
+    path = guard_root(ctx) / valid_name(name)
+    try:
+        stamp = (path / MANIFEST).stat().st_mtime_ns
+    except FileNotFoundError:
+        stamp = None
+    loaded = ctx.caches.get("guards", dict)
+    hit = loaded.get(name)
+    if hit is None or hit[0] != stamp:
+        hit = loaded[name] = (stamp, GuardIndex.open(path))
+    return hit[1]
+
+
+def forget_guard(ctx: Context, name: str) -> None:
+    ctx.caches.get("guards", dict).pop(name, None)
