@@ -18,8 +18,8 @@ from copytrail.catalog.queries import dataset_id
 from copytrail.catalog.schema import copies
 from copytrail.context import Context
 from copytrail.errors import InvalidInput, NotFound
-from copytrail.ledger.db import read_connection, write_transaction
-from copytrail.ledger.events import EventWriter
+from copytrail.ledger.db import read_connection
+from copytrail.ledger.events import append_event
 
 EOS = "<|endoftext|>"  # separates documents in shards; always token id 0
 PIECE_CHARS = 1 << 20  # texts reach the trainer in pieces of about a million characters
@@ -103,20 +103,19 @@ def train_tokenizer(
     tok.save(str(tmp))
     os.replace(tmp, out_path)
     sha = file_sha256(out_path)
-    with write_transaction(ctx.db) as conn:
-        ev = EventWriter(conn, ctx.actor)
-        seq = ev.append(
-            "produced",
-            {"tokenizer_sha256": sha},
-            {
-                "artifact": "tokenizer",
-                "path": str(out_path.resolve()),
-                "datasets": sorted(dataset_refs),
-                "texts": len(shas),
-                "vocab_size": tok.get_vocab_size(),
-            },
-        )
-        ev.flush()
+    seq = append_event(
+        ctx.db,
+        ctx.actor,
+        "produced",
+        {"tokenizer_sha256": sha},
+        {
+            "artifact": "tokenizer",
+            "path": str(out_path.resolve()),
+            "datasets": sorted(dataset_refs),
+            "texts": len(shas),
+            "vocab_size": tok.get_vocab_size(),
+        },
+    )
     return {
         "path": str(out_path),
         "sha256": sha,

@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import and_, insert, select
 
-from copytrail.catalog.queries import dataset_id, find_copy
+from copytrail.catalog.queries import COPY_FROM, dataset_id, find_copy
 from copytrail.catalog.records import checked_iso, dataset_label, next_id
 from copytrail.catalog.schema import copies, corpora, corpus_docs, datasets, runs, sources
 from copytrail.context import Context
@@ -168,9 +168,7 @@ def trace_model(ctx: Context, model: str) -> dict[str, Any]:
                     sources.c.name.label("source"),
                     sources.c.kind,
                 )
-                .join(copies, copies.c.id == corpus_docs.c.copy_id)
-                .join(datasets, datasets.c.id == copies.c.dataset_id)
-                .join(sources, sources.c.id == datasets.c.source_id)
+                .select_from(corpus_docs.join(COPY_FROM, copies.c.id == corpus_docs.c.copy_id))
                 .where(
                     and_(
                         corpus_docs.c.corpus_id == run["corpus_id"],
@@ -232,9 +230,7 @@ def models_after(ctx: Context, date: str) -> dict[str, Any]:
                 corpus_docs.c.token_end,
                 copies.c.id,
             )
-            .join(copies, copies.c.id == corpus_docs.c.copy_id)
-            .join(datasets, datasets.c.id == copies.c.dataset_id)
-            .join(sources, sources.c.id == datasets.c.source_id)
+            .select_from(corpus_docs.join(COPY_FROM, copies.c.id == corpus_docs.c.copy_id))
             .where(
                 and_(
                     corpus_docs.c.fate == "included",

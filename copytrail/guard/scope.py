@@ -16,8 +16,8 @@ from copytrail.context import Context
 from copytrail.errors import InvalidInput, NotFound
 from copytrail.guard.index import MANIFEST, GuardIndex, Progress, index_text, read_manifest, refresh
 from copytrail.guard.segment import IndexedText
-from copytrail.ledger.db import read_connection, write_transaction
-from copytrail.ledger.events import EventWriter
+from copytrail.ledger.db import read_connection
+from copytrail.ledger.events import append_event
 from copytrail.store.blobs import BlobStore
 
 
@@ -113,22 +113,21 @@ def build(
     index = GuardIndex.open(path)
     stats = index.stats()
     listed = hashlib.sha256("\n".join(sorted(index.texts())).encode()).hexdigest()
-    with write_transaction(ctx.db) as conn:
-        ev = EventWriter(conn, ctx.actor)
-        seq = ev.append(
-            "produced",
-            {"guard": name},
-            {
-                "artifact": "guard-index",
-                "scope": scope,
-                "texts": stats["texts"],
-                "tokens": stats["tokens"],
-                "texts_sha256": listed,
-                "added": result.added,
-                "removed": result.removed,
-            },
-        )
-        ev.flush()
+    seq = append_event(
+        ctx.db,
+        ctx.actor,
+        "produced",
+        {"guard": name},
+        {
+            "artifact": "guard-index",
+            "scope": scope,
+            "texts": stats["texts"],
+            "tokens": stats["tokens"],
+            "texts_sha256": listed,
+            "added": result.added,
+            "removed": result.removed,
+        },
+    )
     forget_guard(ctx, name)
     return {
         **stats,

@@ -197,14 +197,10 @@ class Planner:
         limit = self.limits.max_record_bytes
         lines: list[tuple[int, bytes]] = []
         reader = io.BufferedReader(stream, 1 << 20)  # type: ignore[arg-type]
-        try:
-            yield from self._jsonl_lines(reader, path, container, progress, limit, lines)
-        except Exception:
-            if lines:
-                yield self._records_task(path, lines, container, progress())
-            raise
-        if lines:
-            yield self._records_task(path, lines, container, progress())
+        yield from _then_rest(
+            self._jsonl_lines(reader, path, container, progress, limit, lines),
+            lambda: self._records_task(path, lines, container, progress()) if lines else None,
+        )
 
     def _jsonl_lines(
         self,
@@ -288,14 +284,10 @@ class Planner:
     ) -> Iterator[Task]:
         stream = _open_decompressed(raw)
         batch = _DocBatch()
-        try:
-            yield from self._tar_members(stream, raw, path, container, depth, progress, batch)
-        except Exception:
-            if batch.items:
-                yield batch.task(progress())
-            raise
-        if batch.items:
-            yield batch.task(progress())
+        yield from _then_rest(
+            self._tar_members(stream, raw, path, container, depth, progress, batch),
+            lambda: batch.task(progress()) if batch.items else None,
+        )
 
     def _tar_members(
         self,
@@ -372,14 +364,10 @@ class Planner:
         self, raw: BinaryIO, path: str, container: dict, depth: int, progress: Callable[[], int]
     ) -> Iterator[Task]:
         batch = _DocBatch()
-        try:
-            yield from self._zip_members(raw, path, container, depth, progress, batch)
-        except Exception:
-            if batch.items:
-                yield batch.task(progress())
-            raise
-        if batch.items:
-            yield batch.task(progress())
+        yield from _then_rest(
+            self._zip_members(raw, path, container, depth, progress, batch),
+            lambda: batch.task(progress()) if batch.items else None,
+        )
 
     def _zip_members(
         self,
@@ -531,6 +519,22 @@ class Planner:
         batch.add(mpath, data, kind, extra)
         if batch.full():
             yield batch.task(progress())
+
+
+def _then_rest(tasks: Iterator[Task], rest: Callable[[], Task | None]) -> Iterator[Task]:
+    """The tasks of a container, then the partly filled last batch (`rest`). When the
+    container breaks midway, the batch read so far is still handed on, so its items are
+    recorded, before the error goes up to be recorded against the container."""
+    try:
+        yield from tasks
+    except Exception:
+        last = rest()
+        if last is not None:
+            yield last
+        raise
+    last = rest()
+    if last is not None:
+        yield last
 
 
 class ArchiveRefused(Exception):

@@ -17,7 +17,7 @@ from copytrail.ingest.limits import Limits
 from copytrail.ingest.plan import Planner, discover
 from copytrail.ingest.work import run_task
 from copytrail.ledger.db import write_transaction
-from copytrail.ledger.events import EventWriter
+from copytrail.ledger.events import EventWriter, append_event
 from copytrail.progress import NoProgress, Progress
 
 FLUSH_RECORDS = 2000
@@ -124,8 +124,5 @@ def record_copies(ctx: Context, dataset_id: int, batch: list[dict[str, Any]]) ->
 
 def record_ingest_run(ctx: Context, dataset_id: int, summary: IngestSummary) -> int:
     payload = {k: v for k, v in summary.as_dict().items() if k != "problems"}
-    with write_transaction(ctx.db) as conn:
-        ev = EventWriter(conn, ctx.actor)
-        seq = ev.append("ingested", {"dataset_id": dataset_id, "run_id": summary.run_id}, payload)
-        ev.flush()
-    return seq
+    subjects = {"dataset_id": dataset_id, "run_id": summary.run_id}
+    return append_event(ctx.db, ctx.actor, "ingested", subjects, payload)

@@ -20,9 +20,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, func, insert, select
+from sqlalchemy import Connection, Engine, func, insert, select
 
 from copytrail.canonical import canonical_json
+from copytrail.ledger.db import write_transaction
 from copytrail.ledger.schema import events
 
 GENESIS_HASH = "0" * 64
@@ -150,6 +151,18 @@ class EventWriter:
         if self._pending:
             self.conn.execute(insert(events), self._pending)
             self._pending = []
+
+
+def append_event(
+    db: Engine, actor: str, type_: str, subjects: dict[str, Any], payload: dict[str, Any]
+) -> int:
+    """Record one event that changes no other table (an artifact produced, a run summary) in
+    its own write transaction; returns its sequence number."""
+    with write_transaction(db) as conn:
+        ev = EventWriter(conn, actor)
+        seq = ev.append(type_, subjects, payload)
+        ev.flush()
+    return seq
 
 
 def iter_events(conn: Connection, start: int = 1, batch: int = 5000) -> Iterator[Event]:

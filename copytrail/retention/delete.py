@@ -38,7 +38,7 @@ from copytrail.errors import Conflict, InvalidInput, NotFound
 from copytrail.guard import scope as guard_scope
 from copytrail.ledger.checkpoint import make_checkpoint, prove
 from copytrail.ledger.db import read_connection, write_transaction
-from copytrail.ledger.events import EventWriter, utc_now
+from copytrail.ledger.events import EventWriter, append_event, utc_now
 from copytrail.retention.holds import held_copies
 
 
@@ -249,18 +249,17 @@ def delete_copies(
     cert_path.with_suffix(".txt").write_text(_readable(certificate))
     proof_path = cert_path.with_suffix(".proof.json")
     proof_path.write_text(json.dumps(proof, indent=2))
-    with write_transaction(ctx.db) as conn:
-        ev = EventWriter(conn, ctx.actor)
-        ev.append(
-            "produced",
-            {"deletion_id": deletion_id},
-            {
-                "artifact": "deletion-certificate",
-                "path": str(cert_path.resolve()),
-                "sha256": hashlib.sha256(body).hexdigest(),
-            },
-        )
-        ev.flush()
+    append_event(
+        ctx.db,
+        ctx.actor,
+        "produced",
+        {"deletion_id": deletion_id},
+        {
+            "artifact": "deletion-certificate",
+            "path": str(cert_path.resolve()),
+            "sha256": hashlib.sha256(body).hexdigest(),
+        },
+    )
     return {**certificate, "certificate_path": str(cert_path)}
 
 

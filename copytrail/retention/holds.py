@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import and_, insert, select, update
 
-from copytrail.catalog.queries import dataset_id
+from copytrail.catalog.queries import copy_rows, dataset_id
 from copytrail.catalog.records import next_id, parse_dataset_ref
 from copytrail.catalog.schema import copies, datasets, holds, matches, sources, works, works_lists
 from copytrail.context import Context
@@ -103,12 +103,7 @@ def held_copies(conn: Any, copy_ids: list[int]) -> dict[int, list[dict[str, Any]
                 .where(and_(datasets.c.name == name, datasets.c.version == version))
             )
         elif h["scope"] == "source":
-            q = (
-                select(copies.c.id)
-                .join(datasets, datasets.c.id == copies.c.dataset_id)
-                .join(sources, sources.c.id == datasets.c.source_id)
-                .where(sources.c.name == h["ref"])
-            )
+            q = copy_rows(copies.c.id).where(sources.c.name == h["ref"])
         else:
             list_name, _, work_id = h["ref"].rpartition(":")
             q = (
