@@ -21,3 +21,12 @@ class Conflict(CopytrailError):
 
 class InvalidInput(CopytrailError):
     pass
+
+
+class LimitExceeded(CopytrailError):
+    """A request would cost more than its budget (time, work or memory); the message says
+    which limit fired and how to stay under it."""
+
+
+class Cancelled(CopytrailError):
+    """The caller went away (an HTTP client disconnected); the work was stopped."""

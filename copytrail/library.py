@@ -32,6 +32,7 @@ from copytrail.fingerprint.store import FingerprintStore, fingerprint_store
 from copytrail.guard import scope as guards
 from copytrail.guard import search as searches
 from copytrail.guard import session as checks
+from copytrail.guard.budget import Budget
 from copytrail.ingest import run as ingests
 from copytrail.ledger import checkpoint as checkpoints
 from copytrail.ledger.db import make_engine, read_connection, write_transaction
@@ -45,10 +46,36 @@ from copytrail.store.blobs import BlobStore
 
 CONFIG_NAME = "library.json"
 DEFAULT_PATH = ".copytrail"
+LEDGER_FILE = "ledger.db"
+BLOB_DIR = "blobs"
 
 
 def resolve_path(path: str | os.PathLike | None) -> Path:
     return Path(path or os.environ.get("COPYTRAIL_LIBRARY") or DEFAULT_PATH)
+
+
+def locations(root: Path, cfg: dict[str, Any]) -> tuple[str, str]:
+    """The ledger URL and blob store URL of the library at `root`. Format 1 wrote the default
+    locations as absolute paths; when they name another folder's files while this folder has
+    its own (the library was copied or moved), this folder's are used."""
+    default_db = f"sqlite:///{(root / LEDGER_FILE).resolve()}"
+    default_store = str((root / BLOB_DIR).resolve())
+    db, store = cfg.get("db"), cfg.get("store")
+    if cfg.get("format", 1) == 1:
+        if db and db.startswith("sqlite:///") and _elsewhere(root, Path(db[10:]), LEDGER_FILE):
+            db = None
+        if store and "://" not in store and _elsewhere(root, Path(store), BLOB_DIR):
+            store = None
+    return db or default_db, store or default_store
+
+
+def _elsewhere(root: Path, configured: Path, default_name: str) -> bool:
+    """A default-named location in another folder, while this folder has its own."""
+    return (
+        configured.name == default_name
+        and configured.parent != root.resolve()
+        and (root / default_name).exists()
+    )
 
 
 class Library:
@@ -112,12 +139,11 @@ class Library:
             migrate(lib.ctx.db)
             return lib
         p.mkdir(parents=True, exist_ok=True)
-        cfg = {
-            "format": 1,
-            "db": db or f"sqlite:///{(p / 'ledger.db').resolve()}",
-            "store": store or str((p / "blobs").resolve()),
-        }
-        lib = cls(p, cfg["db"], cfg["store"], executor=executor)
+        # Only what the user chose is written: the default ledger and blob store are found
+        # next to library.json, so a copied or moved library folder is a library of its own.
+        cfg = {"format": 2, "db": db, "store": store}
+        db_url, store_url = locations(p, cfg)
+        lib = cls(p, db_url, store_url, executor=executor)
         migrate(lib.ctx.db)
         tmp = cfg_file.with_suffix(".tmp")
         tmp.write_text(json.dumps(cfg, indent=2) + "\n", encoding="utf-8")
@@ -139,7 +165,8 @@ class Library:
                 "with --library PATH or COPYTRAIL_LIBRARY"
             )
         cfg = json.loads(cfg_file.read_text(encoding="utf-8"))
-        lib = cls(p, db or cfg["db"], cfg["store"], executor=executor)
+        db_url, store_url = locations(p, cfg)
+        lib = cls(p, db or db_url, store_url, executor=executor)
         ensure_current(lib.ctx.db, lib.db_url)
         return lib
 
@@ -281,15 +308,27 @@ class Library:
         return guards.open_guard(self.ctx, name)
 
     def check(
-        self, text: str, guard: str, min_words: int = 50, evidence: bool = True
+        self,
+        text: str,
+        guard: str,
+        min_words: int = 50,
+        evidence: bool = True,
+        budget: Budget | None = None,
     ) -> dict[str, Any]:
         """Spans of `text` that reproduce indexed text verbatim for min_words words or more.
-        `evidence=False` skips the copies, works and character offsets of each place."""
-        return checks.check_text(self.ctx, text, guard, min_words, evidence)
+        `evidence=False` skips the copies, works and character offsets of each place; `budget`
+        bounds the work, time and memory of the check (a default one always applies)."""
+        return checks.check_text(self.ctx, text, guard, min_words, evidence, budget)
 
-    def check_stream(self, guard: str, min_words: int = 50, evidence: bool = True) -> Any:
+    def check_stream(
+        self,
+        guard: str,
+        min_words: int = 50,
+        evidence: bool = True,
+        budget: Budget | None = None,
+    ) -> Any:
         """A check fed piece by piece (`feed(piece)`, then `finish()`), each answered at once."""
-        return checks.CheckSession(self.ctx, guard, min_words, evidence)
+        return checks.CheckSession(self.ctx, guard, min_words, evidence, budget)
 
     def search(
         self,
@@ -381,7 +420,7 @@ class Library:
         return api_keys.list_keys(self.ctx.db)
 
     def revoke_key(self, name: str) -> dict[str, Any]:
-        return api_keys.revoke_key(self.ctx.db, name)
+        return api_keys.revoke_key(self.ctx.db, name, self.actor)
 
     def authenticate(self, key: str) -> dict[str, Any] | None:
         return api_keys.authenticate(self.ctx.db, key)

@@ -202,7 +202,7 @@ def test_stream_over_websocket_stops_at_the_threshold(served):
         ws.send(json.dumps({"end": True}))
         assert json.loads(ws.recv())["final"]
     for key in ("bad-key", None):
-        with pytest.raises(Exception, match="403"):
+        with pytest.raises(Exception, match="401"):
             headers = {"X-API-Key": key} if key else {}
             with connect(ws_url, additional_headers=headers) as ws:
                 ws.recv()

@@ -145,6 +145,9 @@ def iter_copies(
 def find_copy(conn: Connection, ref: str | int) -> dict[str, Any]:
     """A copy by id or by a SHA-256 prefix (of its bytes or of its text), without its history."""
     ref_s = str(ref).strip().lower()
+    # ASCII only: str.isdigit accepts '²' and '１', which int() then reads as other numbers.
+    if not ref_s.isascii():
+        raise InvalidInput("a copy is named by its id or a SHA-256 prefix (ASCII digits, hex)")
     if ref_s.isdigit() and len(ref_s) < 12:
         rows = conn.execute(full_copy_query().where(copies.c.id == int(ref_s))).all()
     else:
@@ -206,9 +209,17 @@ def copy_text(db: Engine, store: BlobStore, ref: str | int) -> str:
     """The extracted text of a copy."""
     with read_connection(db) as conn:
         c = find_copy(conn, ref)
+    if c["status"] == "deleted":
+        raise NotFound(f"copy {c['id']} was deleted; its text is gone (see `copytrail show`)")
     if not c.get("text_sha256"):
         raise NotFound(f"copy {c['id']} has no extracted text ({c['status']}: {c['reason']})")
-    return store.get(c["text_sha256"]).decode("utf-8")
+    try:
+        data = store.get(c["text_sha256"])
+    except FileNotFoundError as e:
+        raise NotFound(
+            f"the text of copy {c['id']} is missing from the store; run `copytrail verify`"
+        ) from e
+    return data.decode("utf-8")
 
 
 def copy_context(conn: Connection, copy_ids: list[int]) -> dict[int, dict[str, Any]]:

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from copytrail.cli.options import JsonOpt, WorkersOpt
-from copytrail.cli.render import emit_json, err, out, table
+from copytrail.cli.render import emit_json, err, out, safe, table
 from copytrail.errors import InvalidInput
 
 
@@ -30,15 +30,16 @@ def register(app: typer.Typer, open_lib: Callable[..., Any]) -> None:
         """Build a training corpus: every copy of the policy's datasets gets a recorded fate;
         included copies are tokenized into shards with a lineage table."""
         with open_lib(workers) as lib:
-            err.print(f"building {corpus}…")
+            err.print(f"building {safe(corpus)}…")
             r = lib.build(corpus, policy)
         if json_out:
             emit_json(r)
             return
         out.print(
-            f"corpus [bold]{corpus}[/]: {r['documents']} documents, {r['tokens']:,} tokens in "
-            f"{len(r['shards'])} shard(s) of {r['dtype']} at {r['path']}; "
-            f"{r['considered'] - r['documents']} of {r['considered']} copies excluded"
+            f"corpus [bold]{safe(corpus)}[/]: {r['documents']} documents, "
+            f"{r['tokens']:,} tokens in "
+            f"{len(r['shards'])} shard(s) of {safe(r['dtype'])} at {safe(r['path'])}; "
+            f"{safe(r['considered'] - r['documents'])} of {r['considered']} copies excluded"
         )
         if r["excluded_by_rule"]:
             table(
@@ -56,7 +57,7 @@ def register(app: typer.Typer, open_lib: Callable[..., Any]) -> None:
             emit_json(r)
             return
         out.print(
-            f"corpus [bold]{name}[/]: {r['documents']} documents, {r['tokens']:,} tokens, "
+            f"corpus [bold]{safe(name)}[/]: {r['documents']} documents, {r['tokens']:,} tokens, "
             f"{len(r['shards'])} shard(s); policy {r['policy_sha256'][:12]}, "
             f"tokenizer {r['tokenizer_sha256'][:12]}, manifest {r['manifest_sha256'][:12]}"
         )
@@ -107,7 +108,8 @@ def register(app: typer.Typer, open_lib: Callable[..., Any]) -> None:
         else:
             which = "all shards" if r["shards"] is None else f"shards {r['shards']}"
             out.print(
-                f"run #{r['id']}: model [bold]{model}[/] trained on {corpus} ({which}), "
+                f"run #{r['id']}: model [bold]{safe(model)}[/] trained on {safe(corpus)} "
+                f"({safe(which)}), "
                 f"event {r['event_seq']}"
             )
 
@@ -137,7 +139,7 @@ def register(app: typer.Typer, open_lib: Callable[..., Any]) -> None:
             return
         if model is not None:
             out.print(
-                f"model [bold]{model}[/]: {r['tokens']:,} tokens over {len(r['runs'])} run(s)"
+                f"model [bold]{safe(model)}[/]: {r['tokens']:,} tokens over {len(r['runs'])} run(s)"
             )
             for key, label in (("by_source_kind", "source_kind"), ("by_dataset", "dataset")):
                 table(
@@ -167,7 +169,7 @@ def register(app: typer.Typer, open_lib: Callable[..., Any]) -> None:
                     for c in r["corpora"]
                 ],
             )
-            out.print(f"models: {', '.join(r['models']) or 'none'}")
+            out.print(f"models: {safe(', '.join(r['models']) or 'none')}")
 
     @tok_app.command("train")
     def tokenizer_train(
@@ -188,6 +190,6 @@ def register(app: typer.Typer, open_lib: Callable[..., Any]) -> None:
             emit_json(r)
         else:
             out.print(
-                f"tokenizer [bold]{r['path']}[/]: {r['vocab_size']} tokens from "
+                f"tokenizer [bold]{safe(r['path'])}[/]: {r['vocab_size']} tokens from "
                 f"{r['texts']} texts, sha256 {r['sha256'][:16]}…, event {r['event_seq']}"
             )

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from copytrail.cli.options import JsonOpt
-from copytrail.cli.render import emit_json, err, human_bytes, out, table
+from copytrail.cli.render import emit_json, err, human_bytes, out, safe, table
 from copytrail.errors import InvalidInput
 
 CHECK_FLAGGED_EXIT = 3  # a span passed the threshold: lets `check` gate a pipeline
@@ -55,7 +55,7 @@ def register(app: typer.Typer, open_lib: Callable[[], Any]) -> None:
             emit_json(r)
             return
         out.print(
-            f"guard [bold]{r['name']}[/]: {r['texts']} texts, {r['tokens']:,} words in "
+            f"guard [bold]{safe(r['name'])}[/]: {r['texts']} texts, {r['tokens']:,} words in "
             f"{r['segments']} segment(s), {human_bytes(r['bytes'])} "
             f"({r['bytes_per_token']} bytes/word); +{r['added']} -{r['removed']} texts "
             f"in {r['seconds']:.1f} s, event {r['event_seq']}"
@@ -147,11 +147,12 @@ def register(app: typer.Typer, open_lib: Callable[[], Any]) -> None:
             works = ", ".join(f"{w['list']}:{w['id']}" for w in res["works"])
             out.print(
                 f"\n[bold]{res['occurrences']}×[/] text {res['text_sha256'][:12]} "
-                f"copies {holders}" + (f" works {works}" if works else "")
+                f"copies {safe(holders)}" + (f" works {safe(works)}" if works else "")
             )
             for s in res["snippets"]:
                 out.print(
-                    f"  …{_flat(s['before'])}[reverse]{_flat(s['match'])}[/]{_flat(s['after'])}…",
+                    f"  …{safe(_flat(s['before']))}[reverse]{safe(_flat(s['match']))}[/]"
+                    f"{safe(_flat(s['after']))}…",
                     markup=True,
                 )
 
@@ -167,7 +168,7 @@ def register(app: typer.Typer, open_lib: Callable[[], Any]) -> None:
         if json_out:
             emit_json(k)
             return
-        out.print(f"key [bold]{k['name']}[/] ({k['role']}): {k['key']}")
+        out.print(f"key [bold]{safe(k['name'])}[/] ({safe(k['role'])}): {safe(k['key'])}")
         err.print("store it now: it cannot be shown again")
 
     @key_app.command("ls")
@@ -192,7 +193,7 @@ def register(app: typer.Typer, open_lib: Callable[[], Any]) -> None:
         if json_out:
             emit_json(k)
         else:
-            out.print(f"key [bold]{k['name']}[/] revoked at {k['revoked']}")
+            out.print(f"key [bold]{safe(k['name'])}[/] revoked at {safe(k['revoked'])}")
 
     @app.command()
     def serve(
@@ -225,7 +226,7 @@ def register(app: typer.Typer, open_lib: Callable[[], Any]) -> None:
         lib = open_lib()
         if guard:
             read = lib.guard(guard).warm()  # fail early on a missing index; fill the page cache
-            err.print(f"guard {guard}: {human_bytes(read)} of index read into the page cache")
+            err.print(f"guard {safe(guard)}: {human_bytes(read)} of index read into the page cache")
         if not lib.keys():
             err.print(
                 "[yellow]no API keys yet[/]: every request will get 401; make one with "

@@ -13,7 +13,7 @@ from copytrail.catalog.records import SOURCE_KINDS
 from copytrail.cli.build_cmds import register as register_build_commands
 from copytrail.cli.guard_cmds import register as register_guard_commands
 from copytrail.cli.options import JsonOpt, WorkersOpt, open_library, state
-from copytrail.cli.render import emit_json, emit_json_lines, err, human_bytes, out, table
+from copytrail.cli.render import emit_json, emit_json_lines, err, human_bytes, out, safe, table
 from copytrail.cli.retention_cmds import register as register_retention_commands
 from copytrail.errors import CopytrailError
 
@@ -27,7 +27,6 @@ source_app = typer.Typer(help="Register where data came from.", no_args_is_help=
 app.add_typer(source_app, name="source")
 works_app = typer.Typer(help="Works lists: class lists, opt-outs, takedowns.", no_args_is_help=True)
 app.add_typer(works_app, name="works")
-
 
 
 @app.callback()
@@ -69,7 +68,7 @@ def init(
     if json_out:
         emit_json(info)
     else:
-        out.print(f"library ready at [bold]{info['library']}[/] (ledger {info['db']})")
+        out.print(f"library ready at [bold]{safe(info['library'])}[/] (ledger {safe(info['db'])})")
 
 
 KindEnum = Enum("SourceKind", {k.replace("-", "_"): k for k in SOURCE_KINDS}, type=str)  # type: ignore[misc]
@@ -103,7 +102,8 @@ def source_add(
         emit_json(s)
     else:
         out.print(
-            f"source [bold]{s['name']}[/] ({s['kind']}) added as #{s['id']}, event {s['event_seq']}"
+            f"source [bold]{safe(s['name'])}[/] ({safe(s['kind'])}) added as #{s['id']}, "
+            f"event {s['event_seq']}"
         )
 
 
@@ -133,6 +133,9 @@ def ingest(
     max_record_bytes: Annotated[
         int | None, typer.Option(help="Refuse JSON Lines records larger than this.")
     ] = None,
+    max_html_depth: Annotated[
+        int | None, typer.Option(help="Refuse HTML nesting elements deeper than this.")
+    ] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Ingest files, directories, archives and record datasets as copies of a dataset."""
@@ -146,12 +149,13 @@ def ingest(
         max_ratio=max_ratio,
         max_depth=max_depth,
         max_record_bytes=max_record_bytes,
+        max_html_depth=max_html_depth,
     )
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
         raise CopytrailError(f"no such file or directory: {', '.join(missing)}")
     with open_library(workers) as lib:
-        progress = RichIngestProgress(f"ingest → {dataset}")
+        progress = RichIngestProgress(f"ingest → {safe(dataset)}")
         s = lib.ingest(
             [str(p) for p in paths],
             source=source,
@@ -166,16 +170,17 @@ def ingest(
         return
     rate = s.bytes / s.seconds / 1e6 if s.seconds else 0
     out.print(
-        f"[bold]{s.dataset}[/]: {s.files} files, {s.items} items, "
+        f"[bold]{safe(s.dataset)}[/]: {s.files} files, {s.items} items, "
         f"[green]{s.copies_added} copies added[/], {s.copies_existing} already present, "
         f"[red]{s.unreadable} unreadable[/], {human_bytes(s.bytes)} in {s.seconds:.1f}s "
         f"({rate:.1f} MB/s)"
     )
     for p in s.problems[:20]:
-        out.print(f"  [red]{p['status']}[/] {p['path']}: {p['reason']}")
+        out.print(f"  [red]{safe(p['status'])}[/] {safe(p['path'])}: {safe(p['reason'])}")
     if len(s.problems) > 20 or s.unreadable > len(s.problems[:20]):
         out.print(
-            f"  … see all with `copytrail ls copies --dataset {s.dataset} --status unreadable`"
+            f"  … see all with `copytrail ls copies --dataset {safe(s.dataset)} "
+            "--status unreadable`"
         )
 
 
@@ -334,7 +339,7 @@ def stats(json_out: JsonOpt = False) -> None:
     out.print(
         f"{s['copies']} copies ({s['distinct_originals']} distinct originals), "
         f"{human_bytes(s['bytes'])}, {s['words']:,} words, {s['sources']} sources, "
-        f"{s['datasets']} datasets, {s['events']} events; by status {s['by_status']}"
+        f"{s['datasets']} datasets, {s['events']} events; by status {safe(s['by_status'])}"
     )
     cols = ["copies", "bytes", "words", "unreadable"]
     table(
@@ -407,11 +412,14 @@ def works_import(
     if json_out:
         return emit_json(r.as_dict())
     out.print(
-        f"works list [bold]{r.list}[/]: {r.rows} rows, [green]{r.imported} imported[/], "
+        f"works list [bold]{safe(r.list)}[/]: {r.rows} rows, [green]{r.imported} imported[/], "
         f"{r.updated} updated, {r.unchanged} unchanged, [red]{len(r.errors)} refused[/]"
     )
     for e in r.errors[:50]:
-        out.print(f"  [red]line {e['line']}[/] ({e['work_id'] or 'no id'}): {e['reason']}")
+        out.print(
+            f"  [red]line {e['line']}[/] ({safe(e['work_id'] or 'no id')}): "
+            f"{safe(e['reason'])}"
+        )
     if len(r.errors) > 50:
         out.print(f"  … {len(r.errors) - 50} more; see them all with --json")
 
@@ -508,7 +516,7 @@ def audit(
         ],
     )
     for name, sha in s["files"].items():
-        out.print(f"  {Path(s['out_dir']) / name}  sha256 {sha}")
+        out.print(f"  {safe(Path(s['out_dir']) / name)}  sha256 {sha}")
 
 
 @app.command()
@@ -530,7 +538,8 @@ def where(
         return emit_json(r)
     w = r["work"]
     out.print(
-        f"[bold]{w['work_id']}[/] {w['title'] or ''} ({'; '.join(w['authors'])}): "
+        f"[bold]{safe(w['work_id'])}[/] {safe(w['title'] or '')} "
+        f"({safe('; '.join(w['authors']))}): "
         f"{len(r['copies'])} copies"
     )
     table(
@@ -561,7 +570,7 @@ def checkpoint(json_out: JsonOpt = False) -> None:
     if json_out:
         return emit_json(cp)
     what = "new checkpoint" if cp["new"] else "no new events; latest checkpoint"
-    out.print(f"{what} #{cp['id']}: tree size {cp['tree_size']}, root {cp['root_hash']}")
+    out.print(f"{safe(what)} #{cp['id']}: tree size {cp['tree_size']}, root {cp['root_hash']}")
 
 
 @app.command()
@@ -592,7 +601,7 @@ def prove(
     out.print(
         f"is leaf {p['leaf_index']} of the tree of size {p['tree_size']} with root {p['root_hash']}"
     )
-    out.print(f"(checkpoint #{p['checkpoint_id']}, {p['checkpoint_time']}); audit path:")
+    out.print(f"(checkpoint #{p['checkpoint_id']}, {safe(p['checkpoint_time'])}); audit path:")
     for h in p["path"]:
         out.print(f"  {h}")
     out.print("[green]proof verifies[/]" if p["verified"] else "[red]proof does NOT verify[/]")
@@ -640,9 +649,9 @@ def verify(
             f"{c.get('blobs_referenced', 0)} blobs"
         )
         for note in r.notes:
-            out.print(f"[yellow]note[/]: {note}")
+            out.print(f"[yellow]note[/]: {safe(note)}")
         for p in r.problems:
-            out.print(f"[red]problem[/]: {p}")
+            out.print(f"[red]problem[/]: {safe(p)}")
         if r.problem_count > len(r.problems):
             out.print(f"… and {r.problem_count - len(r.problems)} more problems")
         out.print(
@@ -660,7 +669,7 @@ def main() -> None:
     try:
         app()
     except CopytrailError as e:
-        err.print(f"[red]error:[/] {e}")
+        err.print(f"[red]error:[/] {safe(e)}")
         sys.exit(e.exit_code)
     except KeyboardInterrupt:
         err.print(

@@ -2,17 +2,36 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Iterable
 from typing import Any
 
 import orjson
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 # Piped output gets a wide console so tables stay readable in logs and CI.
 out = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True, highlight=False)
+
+
+# C0 and C1 controls (but newline and tab), DEL, and the bidirectional overrides that can make a
+# file name read backwards. Shown as \xNN so a reader sees that they are there.
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def clean(value: Any) -> str:
+    """A value as text that cannot drive the terminal: control characters made visible."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", "" if value is None else str(value))
+
+
+def safe(value: Any) -> str:
+    """A value to put inside a rich markup string: cleaned and with its markup escaped, so a
+    name like `[/oops].txt` prints as itself instead of breaking the output."""
+    return escape(clean(value))
 
 
 # SQLAlchemy row keys are str subclasses, which orjson accepts only with OPT_NON_STR_KEYS.
@@ -36,7 +55,8 @@ def emit_json_lines(values: Iterable[Any]) -> None:
 
 
 def table(title: str | None, columns: list[str], rows: Iterable[Iterable[Any]]) -> None:
-    t = Table(title=title, title_justify="left", header_style="bold")
+    # The title may hold names from the data: plain text, like the cells.
+    t = Table(title=_cell(title, 200) if title else None, title_justify="left", header_style="bold")
     for c in columns:
         t.add_column(c, overflow="fold", justify="right" if c in NUMERIC else "left")
     for r in rows:
@@ -44,9 +64,10 @@ def table(title: str | None, columns: list[str], rows: Iterable[Iterable[Any]]) 
     out.print(t)
 
 
-def _cell(v: Any, width: int = 70) -> str:
-    s = "" if v is None else str(v)
-    return s if len(s) <= width else s[: width - 1] + "…"
+def _cell(v: Any, width: int = 70) -> Text:
+    """Plain text, never parsed as markup."""
+    s = clean(v)
+    return Text(s if len(s) <= width else s[: width - 1] + "…")
 
 
 NUMERIC = {"id", "copies", "bytes", "words", "size", "unreadable", "events", "seq", "tree size"}

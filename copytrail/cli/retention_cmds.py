@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from copytrail.cli.options import JsonOpt
-from copytrail.cli.render import emit_json, out, table
+from copytrail.cli.render import emit_json, out, safe, table
 from copytrail.errors import InvalidInput
 
 
@@ -38,7 +38,7 @@ def register(app: typer.Typer, open_lib: Callable[[], Any]) -> None:
             emit_json(h)
         else:
             out.print(
-                f"hold #{h['id']} ({h['matter']}) on {h['scope']} {h['ref']}, "
+                f"hold #{h['id']} ({safe(h['matter'])}) on {safe(h['scope'])} {safe(h['ref'])}, "
                 f"event {h['event_seq']}"
             )
 
@@ -70,7 +70,7 @@ def register(app: typer.Typer, open_lib: Callable[[], Any]) -> None:
         if json_out:
             emit_json(h)
         else:
-            out.print(f"hold #{h['id']} released at {h['released']}")
+            out.print(f"hold #{h['id']} released at {safe(h['released'])}")
 
     ret_app = typer.Typer(help="Retention rules and reports.", no_args_is_help=True)
     app.add_typer(ret_app, name="retention")
@@ -93,7 +93,7 @@ def register(app: typer.Typer, open_lib: Callable[[], Any]) -> None:
             return
         out.print(
             f"{r['never_included']} of {r['copies']} present copies were never included in "
-            f"any build (as of {r['as_of']})"
+            f"any build (as of {safe(r['as_of'])})"
         )
         table(
             "kept but never used for training",
@@ -141,7 +141,9 @@ def register(app: typer.Typer, open_lib: Callable[[], Any]) -> None:
             f"{len(r['derived_files_removed'])} derived shards removed"
         )
         for t in r["tainted_corpora"]:
-            out.print(f"tainted corpus {t['corpus']}: {len(t['shards'])} shard(s)")
+            out.print(f"tainted corpus {safe(t['corpus'])}: {len(t['shards'])} shard(s)")
         for b in r["rebuilt"]:
-            out.print(f"rebuilt {b['corpus']} as {b.get('rebuilt_as') or b.get('error')}")
-        out.print(f"certificate: {r['certificate_path']} (and .txt, .proof.json)")
+            out.print(
+                f"rebuilt {safe(b['corpus'])} as {safe(b.get('rebuilt_as') or b.get('error'))}"
+            )
+        out.print(f"certificate: {safe(r['certificate_path'])} (and .txt, .proof.json)")

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
+import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Any, TypeVar
@@ -24,9 +27,32 @@ def default_workers() -> int:
 _context: Any = None
 
 
-def _set_context(context: Any) -> None:
+def _worker_start(context: Any, parent: int) -> None:
     global _context
     _context = context
+    _die_with_parent(parent)
+
+
+def _die_with_parent(parent: int) -> None:
+    """A worker whose parent is killed (SIGKILL, the OOM killer) must not live on holding memory
+    and files: the kernel signals it (Linux), and a watchdog thread covers the rest."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent:  # the parent died before the line above ran
+        os._exit(1)
+
+    def watch() -> None:
+        while True:
+            time.sleep(1.0)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="copytrail-parent-watch", daemon=True).start()
 
 
 def _call(fn: Callable[[Any, Any], R], task: Any) -> R:
@@ -65,8 +91,8 @@ class LocalEngine:
         with ProcessPoolExecutor(
             max_workers=self.workers,
             mp_context=ctx,
-            initializer=_set_context,
-            initargs=(context,),
+            initializer=_worker_start,
+            initargs=(context, os.getpid()),
         ) as pool:
             pending: set[Future] = set()
             it = iter(tasks)

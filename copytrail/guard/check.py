@@ -21,6 +21,7 @@ import numpy as np
 
 from copytrail.fingerprint.hashing import word_ids
 from copytrail.fingerprint.normalize import token_spans
+from copytrail.guard.budget import Budget
 from copytrail.guard.segment import UNK, Segment
 
 ANCHOR_WORDS = 8  # words looked up per anchor: rare enough that occurrences stay few
@@ -74,9 +75,10 @@ def _extend(tokens: np.ndarray, starts: np.ndarray, want: np.ndarray, step: int)
 class SegmentMatcher:
     """Matching state of one text (growing as it streams) against one segment."""
 
-    def __init__(self, seg: Segment, seg_no: int, min_words: int) -> None:
+    def __init__(self, seg: Segment, seg_no: int, min_words: int, budget: Budget) -> None:
         self.seg = seg
         self.seg_no = seg_no
+        self.budget = budget
         self.k = max(1, min(ANCHOR_WORDS, min_words))
         self.stride = max(1, min(min_words - self.k + 1, MAX_STRIDE))
         self._buf = np.zeros(256, dtype=np.uint32)  # grows by doubling: streams stay linear
@@ -126,6 +128,7 @@ class SegmentMatcher:
         changed: list[Occurrences] = []
         want = self.q[old_len:]
         for run in self.open:
+            self.budget.spend(examined=len(run.positions))
             got = _extend(self.seg.tokens, run.positions + run.words, want, +1)
             for length in np.unique(got).tolist():
                 sel = run.positions[got == length]
@@ -147,6 +150,7 @@ class SegmentMatcher:
         starts = [i for i in starts if not (self.q[i : i + self.k] == UNK).any()]
         if not starts:
             return []
+        self.budget.spend(examined=len(starts))
         patterns = np.stack([self.q[i : i + self.k] for i in starts])
         los, his = self.seg.sa_ranges(patterns)
         found: list[Occurrences] = []
@@ -166,10 +170,13 @@ class SegmentMatcher:
             if lo2 == hi2:
                 break
             lo, hi = lo2, hi2
+        self.budget.spend(examined=min(hi - lo, MAX_OCCURRENCES))
         positions = np.sort(np.asarray(self.seg.sa[lo : min(hi, lo + MAX_OCCURRENCES)], np.int64))
         # Alignments (position - word index) that an earlier anchor already followed past this
         # word are not followed again.
-        live = [r.positions - r.q_start for r in self.runs if r.q_start <= i < r.q_end]
+        runs = self.runs
+        self.budget.spend(examined=len(runs))  # the scan below reads every run kept so far
+        live = [r.positions - r.q_start for r in runs if r.q_start <= i < r.q_end]
         if live:
             covered = np.concatenate(live)
             deltas = positions - i
@@ -186,7 +193,9 @@ class SegmentMatcher:
         left = _extend(tokens, positions - 1, self.q[:i][::-1], -1)
         found: list[Occurrences] = []
         keys = left * (len(self.q) + 1) + right  # one integer per (left, right) extension
-        for key in np.unique(keys).tolist():
+        distinct = np.unique(keys).tolist()
+        self.budget.spend(runs=len(distinct))
+        for key in distinct:
             lft, rgt = divmod(key, len(self.q) + 1)
             sel = positions[keys == key] - lft
             run = Occurrences(
@@ -252,11 +261,16 @@ class StreamWords:
 class Check:
     """A verbatim check of one text against every segment of one guard index."""
 
-    def __init__(self, segments: list[Segment], min_words: int) -> None:
+    def __init__(
+        self, segments: list[Segment], min_words: int, budget: Budget | None = None
+    ) -> None:
         if min_words < 1:
             raise ValueError("min_words must be at least 1")
         self.min_words = min_words
-        self.matchers = [SegmentMatcher(s, n, min_words) for n, s in enumerate(segments)]
+        self.budget = budget or Budget()
+        self.matchers = [
+            SegmentMatcher(s, n, min_words, self.budget) for n, s in enumerate(segments)
+        ]
         self.words = QueryWords()
         self._stream = StreamWords()
         self.finished = False

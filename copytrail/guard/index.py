@@ -25,6 +25,7 @@ import numpy as np
 from copytrail.errors import InvalidInput, NotFound
 from copytrail.fingerprint.hashing import word_ids
 from copytrail.fingerprint.normalize import token_spans
+from copytrail.guard.budget import Budget
 from copytrail.guard.check import Check
 from copytrail.guard.segment import (
     FILES,
@@ -120,8 +121,8 @@ class GuardIndex:
         return total
 
     # ---- queries -----------------------------------------------------------------------------
-    def check(self, min_words: int) -> Check:
-        return Check(self.segments, min_words)
+    def check(self, min_words: int, budget: Budget | None = None) -> Check:
+        return Check(self.segments, min_words, budget)
 
     def phrase_positions(self, phrase: str) -> Iterator[tuple[int, np.ndarray]]:
         """(segment number, token positions) of every occurrence of the phrase."""

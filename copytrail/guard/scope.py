@@ -4,6 +4,8 @@ refreshing them, and opening them (one loaded index per name, reloaded after a r
 from __future__ import annotations
 
 import hashlib
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,8 +27,18 @@ def guard_root(ctx: Context) -> Path:
     return ctx.root / "guard"
 
 
+MAX_NAME_CHARS = 100
+MAX_OPEN_GUARDS = 16  # loaded indexes kept per library; the least recently used is released
+
+
 def _is_valid_name(name: str) -> bool:
-    return bool(name) and all(c.isalnum() or c in "-_." for c in name) and name[0] != "."
+    return (
+        isinstance(name, str)
+        and 0 < len(name) <= MAX_NAME_CHARS
+        and name.isascii()
+        and all(c.isalnum() or c in "-_." for c in name)
+        and name[0] != "."
+    )
 
 
 def valid_name(name: str) -> str:
@@ -34,7 +46,8 @@ def valid_name(name: str) -> str:
     library's guard folder."""
     if not _is_valid_name(name):
         raise InvalidInput(
-            f"guard name {name!r} must be letters, digits, '-', '_' or '.', e.g. 'protected'"
+            f"guard name {name[:MAX_NAME_CHARS]!r} must be 1 to {MAX_NAME_CHARS} ASCII letters, "
+            "digits, '-', '_' or '.', not starting with '.', e.g. 'protected'"
         )
     return name
 
@@ -156,17 +169,42 @@ def list_guards(ctx: Context) -> list[dict[str, Any]]:
 def open_guard(ctx: Context, name: str) -> GuardIndex:
     """The loaded index (memory-mapped), from the library's caches; reloaded when a refresh
     replaced its manifest. The name is checked here, where it becomes a path."""
-    path = guard_root(ctx) / valid_name(name)
+    root = guard_root(ctx)
+    path = root / valid_name(name)
+    if path.is_symlink() and not path.resolve().is_relative_to(root.resolve()):
+        raise InvalidInput(f"guard {name!r} points outside this library; it cannot be opened")
     try:
         stamp = (path / MANIFEST).stat().st_mtime_ns
     except FileNotFoundError:
         stamp = None
-    loaded = ctx.caches.get("guards", dict)
-    hit = loaded.get(name)
-    if hit is None or hit[0] != stamp:
-        hit = loaded[name] = (stamp, GuardIndex.open(path))
-    return hit[1]
+    loaded = _open_guards(ctx)
+    with loaded.lock:
+        hit = loaded.get(name)
+        if hit is not None and hit[0] == stamp:
+            loaded.move_to_end(name)
+            return hit[1]
+    index = GuardIndex.open(path)  # raises NotFound for a guard that does not exist: not kept
+    with loaded.lock:
+        loaded[name] = (stamp, index)
+        loaded.move_to_end(name)
+        while len(loaded) > MAX_OPEN_GUARDS:
+            loaded.popitem(last=False)  # its maps close when the last check using it ends
+    return index
 
 
 def forget_guard(ctx: Context, name: str) -> None:
-    ctx.caches.get("guards", dict).pop(name, None)
+    loaded = _open_guards(ctx)
+    with loaded.lock:
+        loaded.pop(name, None)
+
+
+class _OpenGuards(OrderedDict):
+    """Loaded indexes by canonical name, least recently used first."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lock = threading.Lock()
+
+
+def _open_guards(ctx: Context) -> _OpenGuards:
+    return ctx.caches.get("guards", _OpenGuards)

@@ -7,6 +7,7 @@ from typing import Any
 
 from copytrail.context import Context
 from copytrail.errors import InvalidInput
+from copytrail.guard.budget import Budget
 from copytrail.guard.check import Check, Occurrences, Span
 from copytrail.guard.evidence import Evidence
 from copytrail.guard.scope import open_guard
@@ -19,7 +20,12 @@ class CheckSession:
     with the spans that crossed the threshold so far."""
 
     def __init__(
-        self, ctx: Context, guard: str, min_words: int = DEFAULT_MIN_WORDS, evidence: bool = True
+        self,
+        ctx: Context,
+        guard: str,
+        min_words: int = DEFAULT_MIN_WORDS,
+        evidence: bool = True,
+        budget: Budget | None = None,
     ) -> None:
         if min_words < 1:
             raise InvalidInput("--min-words must be at least 1")
@@ -28,19 +34,23 @@ class CheckSession:
         self.full_evidence = evidence
         self._rendered: dict[tuple, dict[str, Any]] = {}
         self.min_words = min_words
-        self.check: Check = self.index.check(min_words)
+        self.budget = budget or Budget()
+        self.check: Check = self.index.check(min_words, self.budget)
         self.received: list[str] = []
         self.elapsed = 0.0
 
     def feed(self, piece: str) -> dict[str, Any]:
         t0 = time.perf_counter()
+        self.budget.restart_clock()
         self.received.append(piece)
         changed = self.check.feed(piece)
         self.elapsed += time.perf_counter() - t0
         return self._answer(changed, final=False)
 
-    def finish(self) -> dict[str, Any]:
+    def finish(self, fresh_clock: bool = True) -> dict[str, Any]:
         t0 = time.perf_counter()
+        if fresh_clock:
+            self.budget.restart_clock()
         changed = self.check.finish()
         self.elapsed += time.perf_counter() - t0
         return self._answer(changed, final=True)
@@ -96,13 +106,18 @@ def outermost(spans: list[Span]) -> list[Span]:
 
 
 def check_text(
-    ctx: Context, text: str, guard: str, min_words: int = DEFAULT_MIN_WORDS, evidence: bool = True
+    ctx: Context,
+    text: str,
+    guard: str,
+    min_words: int = DEFAULT_MIN_WORDS,
+    evidence: bool = True,
+    budget: Budget | None = None,
 ) -> dict[str, Any]:
-    session = CheckSession(ctx, guard, min_words, evidence)
+    session = CheckSession(ctx, guard, min_words, evidence, budget)
     t0 = time.perf_counter()
     session.check.feed(text)  # no answer per piece: there is only one
     session.elapsed = time.perf_counter() - t0
     session.received = [text]
-    return session.finish()
+    return session.finish(fresh_clock=False)  # one text, one time budget
 
 

@@ -12,7 +12,8 @@ from typing import Any
 
 from copytrail.ingest import formats
 from copytrail.ingest.isbn import normalize_isbn
-from copytrail.ingest.readers import Extraction, Unreadable
+from copytrail.ingest.limits import Limits
+from copytrail.ingest.readers import Extraction, Refused, Unreadable
 from copytrail.ingest.textmeta import (
     count_words,
     detect_language,
@@ -25,7 +26,7 @@ from copytrail.store.blobs import BlobStore
 CopyRecord = dict[str, Any]
 
 
-def _reader(kind: str):  # type: ignore[no-untyped-def]
+def _reader(kind: str, limits: Limits):  # type: ignore[no-untyped-def]
     # Imported lazily so a worker only loads the parsers it needs.
     if kind in (formats.TEXT, formats.MARKDOWN, formats.UNKNOWN):
         from copytrail.ingest.readers.text import read_text
@@ -34,11 +35,11 @@ def _reader(kind: str):  # type: ignore[no-untyped-def]
     if kind == formats.HTML:
         from copytrail.ingest.readers.html import read_html
 
-        return read_html
+        return lambda data: read_html(data, limits.max_html_depth)
     if kind == formats.EPUB:
         from copytrail.ingest.readers.epub import read_epub
 
-        return read_epub
+        return lambda data: read_epub(data, limits)
     if kind == formats.PDF:
         from copytrail.ingest.readers.pdf import read_pdf
 
@@ -131,16 +132,27 @@ def _short_language(value: str | None) -> str | None:
 
 
 def process_document(
-    store: BlobStore, path: str, data: bytes, kind: str | None = None, **extra: Any
+    store: BlobStore,
+    path: str,
+    data: bytes,
+    kind: str | None = None,
+    limits: Limits | None = None,
+    **extra: Any,
 ) -> CopyRecord:
-    """Record one document. Never raises for bad input: a failure is an `unreadable` record."""
+    """Record one document. Never raises for bad input: a failure is an `unreadable` record,
+    a limit that fired a `refused` one (the bytes are kept either way)."""
     kind = kind or formats.detect(path, data[:1024])
     media_type = formats.MEDIA_TYPES.get(kind, "application/octet-stream")
     if not data:
         return unreadable_record(store, path, data, media_type, "empty file", **extra)
     sha, _ = store.put(data)
     try:
-        ex = _reader(kind)(data)
+        ex = _reader(kind, limits or Limits())(data)
+    except Refused as e:
+        return {
+            **unreadable_record(store, path, data, media_type, str(e), **extra),
+            "status": "refused",
+        }
     except Unreadable as e:
         return unreadable_record(store, path, data, media_type, str(e), **extra)
     except RecursionError:
@@ -154,12 +166,19 @@ def process_document(
 
 
 def process_record(
-    store: BlobStore, path: str, record: Any, text_field: str, **extra: Any
+    store: BlobStore,
+    path: str,
+    record: Any,
+    text_field: str,
+    original: bytes | None = None,
+    **extra: Any,
 ) -> CopyRecord:
-    """One JSON Lines / Parquet record: its canonical JSON is the original, a field is the text."""
+    """One JSON Lines / Parquet record; a field is the text. The original is the record's own
+    bytes when it has them (a JSON Lines line), else its canonical JSON (a Parquet row)."""
     from copytrail.canonical import canonical_json
 
-    original = canonical_json(record)
+    if original is None:
+        original = canonical_json(record)
     sha = hashlib.sha256(original).hexdigest()
     store.put(original, sha)
     media_type = "application/json"

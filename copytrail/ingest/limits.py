@@ -19,6 +19,17 @@ class Limits:
     max_depth: int = 4  # archives inside archives
     max_members: int = 2_000_000
     max_record_bytes: int = 256 * MiB  # one JSON Lines record
+    # HTML parsers slow down superlinearly with nesting (200,000 nested <div> take minutes);
+    # browsers flatten past 512 levels. Deeper documents are refused before parsing.
+    max_html_depth: int = 1024
+    # An EPUB may not list one spine document more often than this (a 2 KB EPUB repeating a
+    # 1 MB chapter 1,000 times would extract 1 GB of text).
+    max_spine_repeats: int = 3
+
+    def max_inflated(self, compressed: int) -> int:
+        """Most bytes a container of `compressed` bytes may inflate to in all: the ratio limit
+        above the floor, and never past the archive limit."""
+        return min(self.max_archive_bytes, max(self.ratio_floor, self.max_ratio * compressed))
 
     @classmethod
     def from_options(cls, **overrides: int | None) -> Limits:

@@ -15,6 +15,7 @@ import io
 import lzma
 import os
 import posixpath
+import stat
 import tarfile
 import zipfile
 from collections.abc import Callable, Iterator
@@ -39,6 +40,7 @@ class Input:
     fs_path: str
     path: str  # path inside the dataset
     size: int
+    refused: str | None = None  # why it is not read (not a regular file, a link out, ...)
 
 
 @dataclass
@@ -46,36 +48,93 @@ class PlanStats:
     containers: list[dict[str, Any]] = field(default_factory=list)
 
 
+def printable_name(name: str) -> str:
+    """A dataset path for a file or member name, valid UTF-8 whatever bytes the name had: an
+    undecodable byte shows as \\xNN (Python hands such names over as lone surrogates)."""
+    try:
+        name.encode("utf-8")
+        return name
+    except UnicodeEncodeError:
+        raw = name.encode("utf-8", "surrogateescape") if _escaped_only(name) else None
+        if raw is not None:
+            return raw.decode("utf-8", "backslashreplace")
+        return name.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _escaped_only(name: str) -> bool:
+    return all(not 0xD800 <= ord(c) <= 0xDFFF or 0xDC80 <= ord(c) <= 0xDCFF for c in name)
+
+
+def _not_regular(st: os.stat_result) -> str | None:
+    if stat.S_ISREG(st.st_mode):
+        return None
+    kind = (
+        "a named pipe (FIFO)"
+        if stat.S_ISFIFO(st.st_mode)
+        else "a device"
+        if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)
+        else "a socket"
+        if stat.S_ISSOCK(st.st_mode)
+        else "not a regular file"
+    )
+    return f"{kind}: only regular files are read"
+
+
+def _entry(fp: str, rel: str, root: str | None) -> Input:
+    """One path found on disk, refused with a reason unless it is a regular file (inside
+    `root` when it was reached through a link under a named directory)."""
+    path = printable_name(rel)
+    try:
+        lst = os.lstat(fp)
+    except OSError as e:
+        return Input(fp, path, 0, f"cannot be read: {e.strerror}")
+    if stat.S_ISLNK(lst.st_mode):
+        try:
+            st = os.stat(fp)
+        except OSError as e:  # dangling, a loop, or no permission on the target
+            return Input(fp, path, 0, f"symbolic link that cannot be followed ({e.strerror})")
+        target = os.path.realpath(fp)
+        if root is not None and os.path.commonpath([target, root]) != root:
+            return Input(fp, path, 0, "symbolic link to a file outside the named directory")
+    else:
+        st = lst
+    reason = _not_regular(st)
+    return Input(fp, path, 0 if reason else st.st_size, reason)
+
+
 def discover(paths: list[str]) -> list[Input]:
     """Files under the given paths, sorted, each with its path relative to the named path's parent
-    (a named directory keeps its own name: `ingest books/` records `books/a.txt`)."""
+    (a named directory keeps its own name: `ingest books/` records `books/a.txt`). Anything that
+    is not a regular file (a FIFO, a device, a dangling or looping link, a link out of the named
+    directory) is listed with the reason it will not be read, never opened."""
     found: list[Input] = []
     for p in paths:
         p = os.path.abspath(p)
-        if not os.path.exists(p):
+        if not os.path.lexists(p):
             raise FileNotFoundError(p)
         base = os.path.dirname(p.rstrip(os.sep))
         if os.path.isdir(p):
-            for dirpath, dirnames, filenames in os.walk(p):
+            root = os.path.realpath(p)
+            for dirpath, dirnames, filenames in os.walk(p):  # does not follow directory links
                 dirnames.sort()
+                linked = [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]
+                for d in linked:  # a directory link is refused like a file link would be
+                    dirnames.remove(d)
+                    fp = os.path.join(dirpath, d)
+                    rel = os.path.relpath(fp, base).replace(os.sep, "/")
+                    found.append(Input(fp, printable_name(rel), 0, "symbolic link to a directory"))
                 for name in sorted(filenames):
                     fp = os.path.join(dirpath, name)
-                    if os.path.islink(fp) or not os.path.isfile(fp):
-                        continue
-                    found.append(
-                        Input(
-                            fp, os.path.relpath(fp, base).replace(os.sep, "/"), os.path.getsize(fp)
-                        )
-                    )
+                    found.append(_entry(fp, os.path.relpath(fp, base).replace(os.sep, "/"), root))
         else:
-            found.append(Input(p, os.path.basename(p), os.path.getsize(p)))
+            found.append(_entry(p, os.path.basename(p), None))
     return found
 
 
 def safe_member_name(name: str) -> tuple[str, bool]:
     """A label for an archive member that cannot escape: no absolute path, no `..`, no backslash.
     Returns (label, changed)."""
-    cleaned = name.replace("\\", "/")
+    cleaned = printable_name(name.replace("\\", "/"))
     if len(cleaned) > 1 and cleaned[1] == ":":  # C:/...
         cleaned = cleaned[2:]
     parts = [p for p in cleaned.split("/") if p not in ("", ".", "..")]
@@ -107,6 +166,15 @@ class Planner:
     # ---- top level -------------------------------------------------------------------------
     def tasks(self, inputs: list[Input]) -> Iterator[Task]:
         for inp in inputs:
+            if inp.refused:
+                yield {
+                    "op": "refused",
+                    "path": inp.path,
+                    "size": 0,
+                    "reason": inp.refused,
+                    "progress": 0,
+                }
+                continue
             if inp.size > self.limits.max_file_bytes:
                 yield {
                     "op": "refused",
@@ -159,9 +227,9 @@ class Planner:
                         depth=0,
                         progress=lambda: progress(raw.tell()),
                     )
-        except Exception as e:  # corrupt, truncated or hostile container: keep it as unreadable
+        except Exception as e:  # corrupt, truncated or hostile container: keep it with a reason
             yield {
-                "op": "unreadable_file",
+                "op": "refused_file" if isinstance(e, ArchiveRefused) else "unreadable_file",
                 "fs_path": inp.fs_path,
                 "path": inp.path,
                 "kind": kind,
@@ -381,6 +449,7 @@ class Planner:
         total = 0
         with zipfile.ZipFile(raw) as zf:
             infos = zf.infolist()
+            allowed = self._check_zip_layout(infos, raw)
             for i, info in enumerate(infos):
                 label, changed = safe_member_name(info.filename)
                 mpath = f"{path}!/{label}"
@@ -408,7 +477,7 @@ class Planner:
                         "progress": 0,
                     }
                     continue
-                reason = self._member_refusal(info.file_size, info.compress_size, total)
+                reason = self._member_refusal(info.file_size, info.compress_size, total, allowed)
                 if reason:
                     yield {
                         "op": "refused",
@@ -446,7 +515,27 @@ class Planner:
                     data, mpath, label, container, depth, extra, batch, progress
                 )
 
-    def _member_refusal(self, size: int, compressed: int | None, total: int) -> str | None:
+    def _check_zip_layout(self, infos: list[zipfile.ZipInfo], raw: BinaryIO) -> int:
+        """Refuse a zip whose entries overlap (several entries sharing one deflated stream is how
+        a 30 KB file inflates to gigabytes). Returns how many bytes its members may inflate to
+        in all."""
+        here = raw.tell()
+        archive_size = raw.seek(0, io.SEEK_END)
+        raw.seek(here)
+        files = sorted((i for i in infos if not i.is_dir()), key=lambda i: i.header_offset)
+        for a, b in zip(files, files[1:], strict=False):
+            if a.header_offset + a.compress_size > b.header_offset:
+                raise ArchiveRefused(
+                    "zip entries overlap (several members share the same compressed bytes): "
+                    "refused as a decompression bomb"
+                )
+        return self.limits.max_inflated(archive_size)
+
+    def _member_refusal(
+        self, size: int, compressed: int | None, total: int, allowed: int | None = None
+    ) -> str | None:
+        """Why a member must not be read, if it must not: its own size or ratio, or the bytes
+        the whole archive has inflated to so far (`total`) against what it may (`allowed`)."""
         lim = self.limits
         if size > lim.max_member_bytes:
             return (
@@ -456,6 +545,11 @@ class Planner:
         if total + size > lim.max_archive_bytes:
             return (
                 f"archive members exceed {lim.max_archive_bytes} bytes in all (--max-archive-bytes)"
+            )
+        if allowed is not None and total + size > allowed:
+            return (
+                f"the archive would inflate past {allowed} bytes in all with this member "
+                f"(limit {lim.max_ratio}:1 of the archive's size); refused as a decompression bomb"
             )
         if (
             compressed is not None
@@ -483,7 +577,7 @@ class Planner:
         if kind in formats.CONTAINERS:
             if depth + 1 >= self.limits.max_depth:
                 yield {
-                    "op": "unreadable_data",
+                    "op": "refused_data",
                     "data": data,
                     "path": mpath,
                     "kind": kind,
@@ -507,7 +601,7 @@ class Planner:
                 )
             except Exception as e:
                 yield {
-                    "op": "unreadable_data",
+                    "op": "refused_data" if isinstance(e, ArchiveRefused) else "unreadable_data",
                     "data": data,
                     "path": mpath,
                     "kind": kind,

@@ -15,7 +15,7 @@ from copytrail.catalog import records
 from copytrail.context import Context
 from copytrail.ingest.limits import Limits
 from copytrail.ingest.plan import Planner, discover
-from copytrail.ingest.work import run_task
+from copytrail.ingest.work import IngestContext, run_task
 from copytrail.ledger.db import write_transaction
 from copytrail.ledger.events import EventWriter, append_event
 from copytrail.progress import NoProgress, Progress
@@ -80,7 +80,8 @@ def ingest(
     progress.start(summary.bytes, summary.files)
     try:
         tasks = planner.tasks(inputs)
-        for records, nbytes in ctx.executor.map(run_task, tasks, ctx.store, summary.bytes):
+        worker = IngestContext(ctx.store, limits)
+        for records, nbytes in ctx.executor.map(run_task, tasks, worker, summary.bytes):
             errors = 0
             for r in records:
                 if r["status"] != "ok":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -15,35 +16,107 @@ from copytrail.ingest.document import (
     refused_record,
     unreadable_record,
 )
+from copytrail.ingest.limits import Limits
 from copytrail.store.blobs import BlobStore
 
 
-def run_task(store: BlobStore, task: dict[str, Any]) -> tuple[list[CopyRecord], int]:
+@dataclass(frozen=True)
+class IngestContext:
+    """What ingest workers share: the blob store and the limits of this run."""
+
+    store: BlobStore
+    limits: Limits
+
+    @property
+    def shareable_across_processes(self) -> bool:
+        return self.store.shareable_across_processes
+
+
+def run_task(ctx: IngestContext, task: dict[str, Any]) -> tuple[list[CopyRecord], int]:
     """(copy records, bytes of input this task accounts for)."""
-    return _dispatch(task, store), task.get("progress", 0)
+    return [utf8_safe(r) for r in _dispatch(task, ctx)], task.get("progress", 0)
 
 
-def _read(fs_path: str) -> bytes:
+def utf8_safe(value: Any) -> Any:
+    """The value with every string made valid UTF-8: a lone surrogate (from a JSON escape or an
+    undecodable file name) becomes a visible \\udXXX escape instead of failing the database
+    write of the whole batch."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+            return value
+        except UnicodeEncodeError:
+            return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, dict):
+        return {utf8_safe(k): utf8_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(utf8_safe(v) for v in value)
+    return value
+
+
+def read_bounded(fs_path: str, limit: int) -> bytes:
+    """At most limit + 1 bytes: the size the filesystem reports is not trusted (/dev/zero says
+    0, a file may grow while it is read)."""
     with open(fs_path, "rb") as f:
-        return f.read()
+        return f.read(limit + 1)
 
 
-def _dispatch(task: dict[str, Any], store: BlobStore) -> list[CopyRecord]:
+def _isolated(make: Any, path: str, data: bytes, media: str, store: BlobStore) -> CopyRecord:
+    """One item: a failure nobody foresaw makes it unreadable, never the whole batch."""
+    try:
+        return make()
+    except Exception as e:
+        reason = f"could not be processed: {type(e).__name__}"
+        return unreadable_record(store, path, data, media, reason)
+
+
+def _dispatch(task: dict[str, Any], ctx: IngestContext) -> list[CopyRecord]:
+    store, limits = ctx.store, ctx.limits
     op = task["op"]
     if op == "file":
         try:
-            data = _read(task["fs_path"])
+            data = read_bounded(task["fs_path"], limits.max_file_bytes)
         except OSError as e:
             return [
                 refused_record(
                     task["path"], 0, "application/octet-stream", f"could not read the file: {e}"
                 )
             ]
-        return [process_document(store, task["path"], data, task["kind"])]
+        if len(data) > limits.max_file_bytes:
+            return [
+                refused_record(
+                    task["path"],
+                    len(data),
+                    "application/octet-stream",
+                    f"file grew past the {limits.max_file_bytes}-byte limit while being read "
+                    "(raise --max-file-bytes)",
+                )
+            ]
+        return [process_document(store, task["path"], data, task["kind"], limits=limits)]
     if op == "docs":
-        return [process_document(store, p, d, k, **extra) for p, d, k, extra in task["items"]]
+        return [
+            _isolated(
+                lambda p=p, d=d, k=k, extra=extra: process_document(
+                    store, p, d, k, limits=limits, **extra
+                ),
+                p,
+                d,
+                "application/octet-stream",
+                store,
+            )
+            for p, d, k, extra in task["items"]
+        ]
     if op == "records":
-        return [_record_from_line(store, task, n, line) for n, line in task["lines"]]
+        return [
+            _isolated(
+                lambda n=n, line=line: _record_from_line(store, task, n, line),
+                f"{task['path']}#L{n}",
+                line.rstrip(b"\r\n"),
+                "application/json",
+                store,
+            )
+            for n, line in task["lines"]
+        ]
     if op == "parquet":
         return _parquet_rows(store, task)
     if op == "refused":
@@ -53,37 +126,40 @@ def _dispatch(task: dict[str, Any], store: BlobStore) -> list[CopyRecord]:
                 task["path"], task["size"], media, task["reason"], **task.get("extra", {})
             )
         ]
-    if op in ("unreadable_file", "unreadable_data"):
-        data = task["data"] if op == "unreadable_data" else _read(task["fs_path"])
+    if op in ("unreadable_file", "unreadable_data", "refused_file", "refused_data"):
+        data = (
+            task["data"]
+            if op.endswith("_data")
+            else read_bounded(task["fs_path"], limits.max_file_bytes)
+        )
         media = formats.MEDIA_TYPES.get(task["kind"], "application/octet-stream")
-        return [
-            unreadable_record(
-                store, task["path"], data, media, task["reason"], **task.get("extra", {})
-            )
-        ]
+        rec = unreadable_record(
+            store, task["path"], data, media, task["reason"], **task.get("extra", {})
+        )
+        # Refused: a limit fired. The bytes are kept all the same, as evidence.
+        return [{**rec, "status": "refused"} if op.startswith("refused") else rec]
     if op == "noop":
         return []
     raise ValueError(f"unknown task {op!r}")
 
 
 def _record_from_line(store: BlobStore, task: dict, line_no: int, line: bytes) -> CopyRecord:
+    """One JSON Lines record. Its original is the line's exact bytes (without the line break),
+    so records that parse alike (1e999 and -1e999, a 60-digit integer and its float, a repeated
+    key) stay distinct copies with their own hashes."""
     path = f"{task['path']}#L{line_no}"
     extra = {"container": task["container"], "line": line_no}
+    original = line.rstrip(b"\r\n")
     try:
-        record = orjson.loads(line)
+        record = orjson.loads(original)
     except orjson.JSONDecodeError:
         try:  # the stdlib accepts what orjson refuses on purpose (lone surrogates, NaN)
-            record = json.loads(line)
+            record = json.loads(original)
         except (ValueError, RecursionError) as e:
             return unreadable_record(
-                store,
-                path,
-                line.rstrip(b"\r\n"),
-                "application/json",
-                f"invalid JSON: {e}"[:300],
-                **extra,
+                store, path, original, "application/json", f"invalid JSON: {e}"[:300], **extra
             )
-    return process_record(store, path, record, task["text_field"], **extra)
+    return process_record(store, path, record, task["text_field"], original=original, **extra)
 
 
 def _parquet_rows(store: BlobStore, task: dict) -> list[CopyRecord]:

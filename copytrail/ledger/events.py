@@ -38,6 +38,7 @@ EVENT_TYPES = (
     "held",
     "deleted",
     "produced",  # an output (report, certificate, audit) was produced
+    "access",  # an API key was granted or revoked (who could read what, and when)
 )
 
 

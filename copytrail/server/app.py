@@ -3,17 +3,30 @@ grants the right; handlers only translate between HTTP and Library calls."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import threading
+import traceback
 from typing import Annotated, Any
 
 import orjson
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request, WebSocket
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
+from starlette.concurrency import run_in_threadpool
 from starlette.websockets import WebSocketDisconnect
 
 from copytrail import __version__
-from copytrail.errors import Conflict, CopytrailError, InvalidInput, NotFound
+from copytrail.errors import (
+    Cancelled,
+    Conflict,
+    CopytrailError,
+    InvalidInput,
+    LimitExceeded,
+    NotFound,
+)
+from copytrail.guard.budget import Budget
 from copytrail.server.keys import ROLES
 from copytrail.server.limits import BodyLimit
 
@@ -26,17 +39,39 @@ RIGHTS = {
 }
 MAX_TEXT_CHARS = 200_000  # per check request or stream piece
 MAX_STREAM_CHARS = 2_000_000  # per stream: a generation longer than this is not a chat reply
+# Below 8 words a "verbatim reproduction" is a common phrase, and the work to find every place
+# holding a 1- or 2-word run grows with the index, not the text.
+MIN_WORDS_FLOOR = 8
+MAX_MIN_WORDS = 100_000
+CHECK_SECONDS = 10.0  # time budget of one check request or one stream message
+DISCONNECT_POLL = 0.05  # seconds between looks at whether an HTTP client is still there
+
+
+def _utf8(value: str | None) -> str | None:
+    """Refuse strings that cannot be written as UTF-8 (lone surrogates from JSON escapes)."""
+    if value is not None:
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as e:
+            raise ValueError("text holds an unpaired surrogate (\\ud800-\\udfff)") from e
+    return value
 
 
 class CheckRequest(BaseModel):
     text: str = Field(max_length=MAX_TEXT_CHARS, description="The text to check (model output).")
-    guard: str | None = Field(None, description="Guard index; the server's default if omitted.")
-    min_words: int = Field(50, ge=1, le=100_000, description="Shortest run reported, in words.")
+    guard: str | None = Field(
+        None, max_length=100, description="Guard index; the server's default if omitted."
+    )
+    min_words: int = Field(
+        50, ge=MIN_WORDS_FLOOR, le=MAX_MIN_WORDS, description="Shortest run reported, in words."
+    )
     evidence: bool = Field(
         True,
         description="List the copies, works and character offsets of each place; false gives "
         "only text SHA-256 and word offsets (fastest).",
     )
+
+    _text_is_utf8 = field_validator("text", "guard")(_utf8)
 
 
 class Holder(BaseModel):
@@ -88,9 +123,21 @@ def _error_status(e: CopytrailError) -> int:
         return 404
     if isinstance(e, Conflict):
         return 409
-    if isinstance(e, InvalidInput):
+    if isinstance(e, InvalidInput | LimitExceeded):
         return 422
+    if isinstance(e, Cancelled):
+        return 499  # client closed the request (nginx's code); nobody reads it
     return 400
+
+
+def api_key_of(x_api_key: str | None, authorization: str | None) -> str | None:
+    """The key a request carries: the X-API-Key header, else an `Authorization: Bearer`
+    token. Keys are taken from headers only (HTTP and WebSocket alike), never from the URL,
+    where they would end up in logs and browser history. An empty header counts as absent."""
+    key = (x_api_key or "").strip()
+    if not key and authorization and authorization.lower().startswith("bearer "):
+        key = authorization[7:].strip()
+    return key or None
 
 
 def create_app_from_env() -> FastAPI:
@@ -123,22 +170,31 @@ def create_app(
         "(check, read the ledger and search snippets), admin (everything, copy text too).",
     )
 
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_req: Request, e: RequestValidationError) -> JSONResponse:
+        # Never echo the input: it may be huge, hostile, or not representable as JSON (1e999).
+        detail = [
+            {"loc": [str(x) for x in err.get("loc", ())], "msg": str(err.get("msg", "invalid"))}
+            for err in e.errors()[:20]
+        ]
+        return JSONResponse({"detail": detail}, status_code=422)
+
     @app.exception_handler(CopytrailError)
     async def _copytrail_error(_req: Request, e: CopytrailError) -> JSONResponse:
         return JSONResponse({"detail": str(e)}, status_code=_error_status(e))
 
     @app.exception_handler(Exception)
-    async def _unexpected(_req: Request, e: Exception) -> JSONResponse:
-        log.exception("request failed")
+    async def _unexpected(req: Request, e: Exception) -> JSONResponse:
+        # The route and the frames, not the exception's message: it may quote the input.
+        frames = "".join(traceback.format_tb(e.__traceback__))
+        log.error("%s on %s %s\n%s", type(e).__name__, req.method, req.url.path[:200], frames)
         return JSONResponse({"detail": f"internal error: {type(e).__name__}"}, status_code=500)
 
     def caller(
         x_api_key: Annotated[str | None, Header()] = None,
         authorization: Annotated[str | None, Header()] = None,
     ) -> dict[str, Any]:
-        key = x_api_key
-        if key is None and authorization and authorization.lower().startswith("bearer "):
-            key = authorization[7:].strip()
+        key = api_key_of(x_api_key, authorization)
         if not key:
             raise HTTPException(401, "an API key is required (header X-API-Key)")
         who = lib.authenticate(key)
@@ -168,21 +224,40 @@ def create_app(
         return {"status": "ok", "version": __version__}
 
     @app.post("/v1/check", response_model=CheckResponse, tags=["guard"])
-    def check(req: CheckRequest, _who: dict = needs("check")) -> dict[str, Any]:
-        """Spans of the text that reproduce indexed text verbatim for min_words words or more."""
-        return lib.check(req.text, guard_name(req.guard), req.min_words, req.evidence)
+    async def check(
+        req: CheckRequest, request: Request, _who: dict = needs("check")
+    ) -> dict[str, Any]:
+        """Spans of the text that reproduce indexed text verbatim for min_words words or more.
+        A check has a time and work budget (422 when it would pass it) and stops when the
+        client disconnects."""
+        cancel = threading.Event()
+        budget = Budget(seconds=CHECK_SECONDS, cancel=cancel)
+        work = asyncio.ensure_future(
+            run_in_threadpool(
+                lib.check, req.text, guard_name(req.guard), req.min_words, req.evidence, budget
+            )
+        )
+        while not work.done():
+            await asyncio.wait({work}, timeout=DISCONNECT_POLL)
+            if not work.done() and await request.is_disconnected():
+                cancel.set()  # the worker thread stops at its next budget check
+        return work.result()
 
     @app.websocket("/v1/check/stream")
     async def check_stream(ws: WebSocket) -> None:
         """Streaming check. Send {"guard": G, "min_words": N} first (both optional), then
         {"text": PIECE} messages and finally {"end": true}; each gets a CheckResponse."""
-        key = ws.headers.get("x-api-key") or ws.query_params.get("api_key")
-        auth = ws.headers.get("authorization") or ""
-        if not key and auth.lower().startswith("bearer "):
-            key = auth[7:].strip()
-        who = lib.authenticate(key) if key else None
+        key = api_key_of(ws.headers.get("x-api-key"), ws.headers.get("authorization"))
+        who = await run_in_threadpool(lib.authenticate, key) if key else None
         if who is None or "check" not in ROLES.get(who["role"], ()):
-            await ws.close(code=4401 if who is None else 4403)  # handshake refused
+            status = 401 if who is None else 403
+            detail = "unknown or revoked API key" if key else "an API key is required"
+            if who is not None:
+                detail = f"role {who['role']!r} may not {RIGHTS['check']}"
+            try:  # an HTTP answer to the handshake, as for every other route
+                await ws.send_denial_response(JSONResponse({"detail": detail}, status_code=status))
+            except RuntimeError:  # a server without the denial-response extension
+                await ws.close(code=4000 + status)
             return
         await ws.accept()
         try:
@@ -190,11 +265,33 @@ def create_app(
         except WebSocketDisconnect:
             return
 
+    def _stream_settings(msg: dict[str, Any]) -> tuple[str, int, bool]:
+        """The first message's guard, min_words and evidence, checked as for POST /v1/check."""
+        guard = msg.get("guard")
+        if guard is not None and (not isinstance(guard, str) or len(guard) > 100):
+            raise InvalidInput("'guard' must be a guard name (at most 100 characters)")
+        min_words = msg.get("min_words", 50)
+        if (
+            not isinstance(min_words, int)
+            or isinstance(min_words, bool)
+            or not MIN_WORDS_FLOOR <= min_words <= MAX_MIN_WORDS
+        ):
+            raise InvalidInput(
+                f"'min_words' must be a whole number from {MIN_WORDS_FLOOR} to {MAX_MIN_WORDS}"
+            )
+        return guard_name(guard), min_words, bool(msg.get("evidence", True))
+
     async def _stream(ws: WebSocket) -> None:
         session = None
         received = 0
         while True:
-            raw = await ws.receive_text()
+            frame = await ws.receive()
+            if frame["type"] == "websocket.disconnect":
+                return
+            raw = frame.get("text")
+            if raw is None:
+                await ws.send_json({"error": "send JSON text frames, not binary ones"})
+                continue
             try:
                 msg = orjson.loads(raw)
                 if not isinstance(msg, dict):
@@ -204,10 +301,10 @@ def create_app(
                 continue
             try:
                 if session is None:
-                    session = lib.check_stream(
-                        guard_name(msg.get("guard")),
-                        int(msg.get("min_words", 50)),
-                        bool(msg.get("evidence", True)),
+                    guard, min_words, evidence = _stream_settings(msg)
+                    budget = Budget(seconds=CHECK_SECONDS)
+                    session = await run_in_threadpool(
+                        lib.check_stream, guard, min_words, evidence, budget
                     )
                     if "text" not in msg and not msg.get("end"):
                         await ws.send_json({"ready": True, "guard": session.index.name})
@@ -223,14 +320,20 @@ def create_app(
                     await ws.send_json({"error": "stream too long", "limit": MAX_STREAM_CHARS})
                     await ws.close(code=1009)
                     return
-                answer = session.feed(piece) if piece else None
+                _utf8(piece)
+                # Checks run off the event loop: one costly message must not stall the server.
+                answer = await run_in_threadpool(session.feed, piece) if piece else None
                 if msg.get("end"):
-                    await ws.send_json(session.finish())
+                    await ws.send_json(await run_in_threadpool(session.finish))
                     await ws.close()
                     return
                 await ws.send_json(answer if answer is not None else {"error": "empty piece"})
             except HTTPException as e:
                 await ws.send_json({"error": e.detail})
+            except LimitExceeded as e:
+                await ws.send_json({"error": str(e)})
+                await ws.close(code=1008)  # the session's matching state is spent
+                return
             except (CopytrailError, ValueError, TypeError) as e:
                 await ws.send_json({"error": str(e)})
 

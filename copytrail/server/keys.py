@@ -12,7 +12,7 @@ from copytrail.catalog.records import next_id
 from copytrail.catalog.schema import api_keys
 from copytrail.errors import Conflict, InvalidInput, NotFound
 from copytrail.ledger.db import read_connection, write_transaction
-from copytrail.ledger.events import utc_now
+from copytrail.ledger.events import EventWriter, utc_now
 
 # What each role may do. checker: the output filter only. auditor: also read the ledger,
 # reports and search snippets, never the full text of a copy. admin: everything.
@@ -48,8 +48,22 @@ def add_key(engine: Engine, name: str, role: str, actor: str) -> dict[str, Any]:
             "actor": actor,
             "revoked": None,
         }
+        _record_access(conn, actor, "granted", row)
         conn.execute(insert(api_keys), [row])
     return {**_public(row), "key": key}
+
+
+def _record_access(conn: Any, actor: str, action: str, row: Any) -> None:
+    """Who could read what, and from when, is custody evidence: an `access` event in the same
+    transaction as the change. Never the key, nor its hash: the prefix names it."""
+    r = dict(row._asdict() if hasattr(row, "_asdict") else row)
+    ev = EventWriter(conn, actor)
+    ev.append(
+        "access",
+        {"key_id": r["id"]},
+        {"action": action, "name": r["name"], "role": r["role"], "prefix": r["prefix"]},
+    )
+    ev.flush()
 
 
 def _public(row: Any) -> dict[str, Any]:
@@ -63,12 +77,13 @@ def list_keys(engine: Engine) -> list[dict[str, Any]]:
         return [_public(r) for r in conn.execute(select(api_keys).order_by(api_keys.c.id))]
 
 
-def revoke_key(engine: Engine, name: str) -> dict[str, Any]:
+def revoke_key(engine: Engine, name: str, actor: str) -> dict[str, Any]:
     with write_transaction(engine) as conn:
         row = conn.execute(select(api_keys).where(api_keys.c.name == name)).first()
         if row is None:
             raise NotFound(f"no key named {name!r}; see `copytrail key ls`")
         if row.revoked is None:
+            _record_access(conn, actor, "revoked", row)
             conn.execute(update(api_keys).where(api_keys.c.name == name).values(revoked=utc_now()))
         row = conn.execute(select(api_keys).where(api_keys.c.name == name)).first()
     return _public(row)

@@ -10,6 +10,11 @@ class Unreadable(Exception):
     """The bytes are kept as a copy, but no text could be extracted; the message says why."""
 
 
+class Refused(Unreadable):
+    """A limit fired (nesting, amplification, entity expansion): the bytes are kept, the copy
+    is recorded as `refused`, and the message names the limit."""
+
+
 @dataclass
 class Extraction:
     text: str

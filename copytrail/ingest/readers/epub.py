@@ -7,7 +7,8 @@ import io
 import posixpath
 import zipfile
 
-from copytrail.ingest.readers import Extraction, Unreadable
+from copytrail.ingest.limits import Limits
+from copytrail.ingest.readers import Extraction, Refused, Unreadable
 from copytrail.ingest.readers.html import decode_html, html_to_text
 
 # Font obfuscation is not DRM: the text is still readable.
@@ -16,6 +17,10 @@ _FONT_OBFUSCATION = ("http://www.idpf.org/2008/embedding", "http://ns.adobe.com/
 
 def _xml(data: bytes):  # type: ignore[no-untyped-def]
     from lxml import etree
+
+    if b"<!ENTITY" in data[:1 << 20] or b"<!entity" in data[:1 << 20]:
+        # EPUB XML has no use for entity declarations; they are how billion-laughs attacks work.
+        raise Refused("EPUB XML declares entities (entity expansion is refused)")
 
     parser = etree.XMLParser(resolve_entities=False, no_network=True, recover=True, huge_tree=False)
     root = etree.fromstring(data, parser)
@@ -28,18 +33,39 @@ def _local(tag: object) -> str:
     return tag.rsplit("}", 1)[-1] if isinstance(tag, str) else ""
 
 
-def _read_member(zf: zipfile.ZipFile, name: str, max_bytes: int) -> bytes:
+class _Inflation:
+    """Bytes read out of one EPUB (members and text), held to the ratio and archive limits."""
+
+    def __init__(self, limits: Limits, compressed: int) -> None:
+        self.limits = limits
+        self.allowed = limits.max_inflated(compressed)
+        self.used = 0
+
+    def take(self, n: int, what: str) -> None:
+        self.used += n
+        if self.used > self.allowed:
+            raise Refused(
+                f"EPUB inflates past {self.allowed} bytes at {what} (the ratio and archive "
+                "limits: --max-ratio, --max-archive-bytes)"
+            )
+
+
+def _read_member(zf: zipfile.ZipFile, name: str, budget: _Inflation) -> bytes:
+    max_bytes = budget.limits.max_member_bytes
     info = zf.getinfo(name)
     if info.file_size > max_bytes:
-        raise Unreadable(f"EPUB member {name!r} is {info.file_size} bytes, over the limit")
+        raise Refused(f"EPUB member {name!r} is {info.file_size} bytes, over the limit")
     with zf.open(info) as f:
         data = f.read(max_bytes + 1)
     if len(data) > max_bytes:
-        raise Unreadable(f"EPUB member {name!r} inflates past the limit (zip bomb?)")
+        raise Refused(f"EPUB member {name!r} inflates past the limit (zip bomb?)")
+    budget.take(len(data), name)
     return data
 
 
-def read_epub(data: bytes, max_member_bytes: int = 256 << 20) -> Extraction:
+def read_epub(data: bytes, limits: Limits | None = None) -> Extraction:
+    limits = limits or Limits()
+    budget = _Inflation(limits, len(data))
     try:
         zf = zipfile.ZipFile(io.BytesIO(data))
     except zipfile.BadZipFile as e:
@@ -50,7 +76,7 @@ def read_epub(data: bytes, max_member_bytes: int = 256 << 20) -> Extraction:
             raise Unreadable("encrypted EPUB (DRM rights.xml present)")
         encrypted: set[str] = set()
         if "META-INF/encryption.xml" in names:
-            enc = _xml(_read_member(zf, "META-INF/encryption.xml", max_member_bytes))
+            enc = _xml(_read_member(zf, "META-INF/encryption.xml", budget))
             for ed in enc.iter():
                 if _local(ed.tag) != "EncryptedData":
                     continue
@@ -69,13 +95,13 @@ def read_epub(data: bytes, max_member_bytes: int = 256 << 20) -> Extraction:
                     encrypted.add(uri)
         if "META-INF/container.xml" not in names:
             raise Unreadable("not an EPUB: META-INF/container.xml is missing")
-        container = _xml(_read_member(zf, "META-INF/container.xml", max_member_bytes))
+        container = _xml(_read_member(zf, "META-INF/container.xml", budget))
         opf_path = next(
             (e.get("full-path") for e in container.iter() if _local(e.tag) == "rootfile"), None
         )
         if not opf_path or opf_path not in names:
             raise Unreadable("EPUB container names no package (OPF) file that exists")
-        opf = _xml(_read_member(zf, opf_path, max_member_bytes))
+        opf = _xml(_read_member(zf, opf_path, budget))
         base = posixpath.dirname(opf_path)
 
         title = None
@@ -104,6 +130,7 @@ def read_epub(data: bytes, max_member_bytes: int = 256 << 20) -> Extraction:
         spine = [el.get("idref") for el in opf.iter() if _local(el.tag) == "itemref"]
         parts: list[str] = []
         replacements = 0
+        seen: dict[str, int] = {}
         for idref in spine:
             href = manifest.get(idref)
             if not href:
@@ -113,9 +140,16 @@ def read_epub(data: bytes, max_member_bytes: int = 256 << 20) -> Extraction:
                 raise Unreadable(f"encrypted EPUB (DRM on {member})")
             if member not in names:
                 continue
-            markup, _enc, rep = decode_html(_read_member(zf, member, max_member_bytes))
+            seen[member] = seen.get(member, 0) + 1
+            if seen[member] > limits.max_spine_repeats:
+                raise Refused(
+                    f"EPUB spine lists {member!r} more than {limits.max_spine_repeats} times "
+                    "(text amplification)"
+                )
+            markup, _enc, rep = decode_html(_read_member(zf, member, budget))
             replacements += rep
-            text, _meta, _lang = html_to_text(markup)
+            text, _meta, _lang = html_to_text(markup, limits.max_html_depth)
+            budget.take(len(text), f"the text of {member}")
             parts.append(text)
         if not spine:
             raise Unreadable("EPUB package has an empty spine (no reading order)")
