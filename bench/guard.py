@@ -87,7 +87,7 @@ def make_queries(lib: Library, n: int, seed: int = 5) -> dict[str, list[str]]:
     """2,000-character inputs: copied windows of indexed books (hit), new text with a 60-word
     passage inside (buried), and text of book words in random order (clean)."""
     rng = random.Random(seed)
-    shas = sorted(GuardIndex.open(guard_root(lib) / "bench").texts())
+    shas = sorted(GuardIndex.open(guard_root(lib.ctx) / "bench").texts())
     vocab: list[str] = []
     out: dict[str, list[str]] = {"hit": [], "buried": [], "clean": []}
     for i in range(n):
@@ -212,7 +212,7 @@ def bench_infinigram(
         # The very texts the guard indexed (extracted, line ends normalised), so a byte-level
         # index can match what copytrail matches.
         with open(data / "corpus.jsonl", "w", encoding="utf-8") as f:
-            for sha in sorted(GuardIndex.open(guard_root(lib) / "bench").texts()):
+            for sha in sorted(GuardIndex.open(guard_root(lib.ctx) / "bench").texts()):
                 f.write(json.dumps({"text": lib.store.get(sha).decode("utf-8")}) + "\n")
         t0 = time.perf_counter()
         cmd = [sys.executable, "-m", "infini_gram.indexing", "--data_dir", str(data)]
@@ -307,7 +307,7 @@ def main() -> None:
         f"({nbytes / build / 1e6:.1f} MB/s on 2 cores)"
     )
     t0 = time.perf_counter()
-    GuardIndex.open(guard_root(lib) / "bench")
+    GuardIndex.open(guard_root(lib.ctx) / "bench")
     print(f"  load {1000 * (time.perf_counter() - t0):.1f} ms (memory-mapped)")
     t0 = time.perf_counter()
     refreshed = lib.guard_index("bench")

@@ -28,6 +28,7 @@ from copytrail.context import Caches, Context
 from copytrail.engine.base import Executor
 from copytrail.engine.local import LocalEngine
 from copytrail.errors import LibraryNotFound
+from copytrail.fingerprint import boilerplate as boilerplates
 from copytrail.fingerprint.store import FingerprintStore, fingerprint_store
 from copytrail.guard import scope as guards
 from copytrail.guard import search as searches
@@ -296,9 +297,13 @@ class Library:
         all_datasets: bool = False,
         rebuild: bool = False,
         progress: Any = None,
+        boilerplate_texts: int | None = None,
     ) -> dict[str, Any]:
-        """Build or refresh a guard index; with no scope given, refresh the saved one."""
-        return guards.build(self.ctx, name, lists, datasets, all_datasets, rebuild, progress)
+        """Build or refresh a guard index; with no scope given, refresh the saved one. Passages
+        in more than `boilerplate_texts` indexed texts are boilerplate (default 20, kept)."""
+        return guards.build(
+            self.ctx, name, lists, datasets, all_datasets, rebuild, progress, boilerplate_texts
+        )
 
     def guards(self) -> list[dict[str, Any]]:
         return guards.list_guards(self.ctx)
@@ -314,11 +319,15 @@ class Library:
         min_words: int = 50,
         evidence: bool = True,
         budget: Budget | None = None,
+        include_boilerplate: bool = False,
     ) -> dict[str, Any]:
         """Spans of `text` that reproduce indexed text verbatim for min_words words or more.
         `evidence=False` skips the copies, works and character offsets of each place; `budget`
-        bounds the work, time and memory of the check (a default one always applies)."""
-        return checks.check_text(self.ctx, text, guard, min_words, evidence, budget)
+        bounds the work, time and memory of the check (a default one always applies). Spans in
+        boilerplate are never flagged; `include_boilerplate` lists them apart."""
+        return checks.check_text(
+            self.ctx, text, guard, min_words, evidence, budget, include_boilerplate
+        )
 
     def check_stream(
         self,
@@ -326,9 +335,21 @@ class Library:
         min_words: int = 50,
         evidence: bool = True,
         budget: Budget | None = None,
+        include_boilerplate: bool = False,
     ) -> Any:
         """A check fed piece by piece (`feed(piece)`, then `finish()`), each answered at once."""
-        return checks.CheckSession(self.ctx, guard, min_words, evidence, budget)
+        return checks.CheckSession(
+            self.ctx, guard, min_words, evidence, budget, include_boilerplate
+        )
+
+    # ---- boilerplate: never evidence, never flagged -----------------------------------------
+    def boilerplate(self) -> list[dict[str, Any]]:
+        """The boilerplate passages audit, build and guard share: shipped and declared."""
+        return boilerplates.list_passages(self.ctx)
+
+    def add_boilerplate(self, file: str | os.PathLike, name: str | None = None) -> dict[str, Any]:
+        """Declare a passage boilerplate for this library (a `declared` event)."""
+        return boilerplates.add_passage(self.ctx, file, name)
 
     def search(
         self,

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,8 +21,7 @@ from copytrail.audit import metadata as meta_match
 from copytrail.audit.align import Tokenized, align, char_spans
 from copytrail.catalog.schema import copies, copy_isbns, work_isbns
 from copytrail.context import Context
-from copytrail.fingerprint import hashing
-from copytrail.fingerprint.normalize import words
+from copytrail.fingerprint.boilerplate import boilerplate_set
 from copytrail.fingerprint.store import fingerprint_store
 from copytrail.store.blobs import BlobStore
 
@@ -31,21 +29,6 @@ METHOD_RANK = ["exact", "near_duplicate", "partial", "isbn", "asin", "metadata"]
 NEAR_DUP_COVERAGE = 0.5  # both texts at least half covered by the other: another edition
 WORK_DF_MAX = 3  # a hash in more works than this is shared boilerplate, not evidence
 MIN_SHARED_HASHES = 2
-BOILERPLATE_DIR = Path(__file__).parent / "boilerplate"
-
-
-def known_boilerplate(extra_files: list[str] | None = None) -> np.ndarray:
-    """Every word k-gram hash of the known boilerplate passages (shipped + the user's).
-
-    All k-grams, not only winnowed ones: winnowing is local, so a work holding the passage may
-    select different k-grams of it near the passage's edges.
-    """
-    paths = sorted(BOILERPLATE_DIR.glob("*.txt")) + [Path(p) for p in extra_files or []]
-    hs = [np.zeros(0, np.uint64)]
-    for p in paths:
-        text = p.read_bytes().decode("utf-8", errors="replace")
-        hs.append(hashing.kgram_hashes(hashing.word_ids(words(text)), hashing.WINNOW_K))
-    return np.unique(np.concatenate(hs))
 
 
 @dataclass
@@ -209,7 +192,8 @@ class Auditor:
         db.register("df_arrow", pa.table({"text_sha256": df_texts}))
         n_texts = len(registry)
         lib_df = self.boilerplate_df or max(50, int(n_texts * 0.01))
-        db.register("known_arrow", pa.table({"h": known_boilerplate(self.boilerplate_files)}))
+        known = boilerplate_set(self.ctx, self.boilerplate_files).hashes
+        db.register("known_arrow", pa.table({"h": known}))
         # Not evidence of a work: known boilerplate, and passages several listed works share.
         db.execute(f"""
             CREATE TABLE not_distinctive AS

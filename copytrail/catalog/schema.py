@@ -19,8 +19,9 @@ from sqlalchemy import (
 
 from copytrail.ledger.schema import metadata
 
-SCHEMA_VERSION = 7  # 2: works lists, audits, matches; 3: works.text_source_sha256; 4: api_keys
+SCHEMA_VERSION = 8  # 2: works lists, audits, matches; 3: works.text_source_sha256; 4: api_keys
 # 5: corpora, corpus_docs; 6: runs; 7: holds, deletions (fingerprints joined the schema in 7)
+# 8: boilerplate
 
 sources = Table(
     "sources",
@@ -250,4 +251,18 @@ fingerprints = Table(
     Column("batch", String(64), nullable=False),
     Column("words", Integer, nullable=False),
     Column("params", String(64), nullable=False),
+)
+
+# Passages declared boilerplate for this library (beside the ones copytrail ships): never
+# evidence of a work in an audit or a build, never flagged by the guard.
+boilerplate = Table(
+    "boilerplate",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("text_sha256", String(64), nullable=False),  # the passage, a blob
+    Column("words", Integer, nullable=False),
+    Column("created", String(40), nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("event_seq", BigInteger, nullable=False),
 )

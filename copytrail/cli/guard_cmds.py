@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -25,6 +26,44 @@ def register(app: typer.Typer, open_lib: Callable[[], Any]) -> None:
     app.add_typer(guard_app, name="guard")
     key_app = typer.Typer(help="API keys for `copytrail serve`.", no_args_is_help=True)
     app.add_typer(key_app, name="key")
+    boiler_app = typer.Typer(
+        help="Boilerplate: passages that are never evidence (audit, build) and never flagged "
+        "(guard).",
+        no_args_is_help=True,
+    )
+    app.add_typer(boiler_app, name="boilerplate")
+
+    @boiler_app.command("ls")
+    def boilerplate_ls(json_out: JsonOpt = False) -> None:
+        """The boilerplate set: passages copytrail ships and passages declared here."""
+        with open_lib() as lib:
+            rows = lib.boilerplate()
+        if json_out:
+            emit_json(rows)
+            return
+        table(
+            "boilerplate",
+            ["name", "origin", "words", "declared", "by"],
+            [[b["name"], b["origin"], b["words"], b.get("created"), b.get("actor")] for b in rows],
+        )
+
+    @boiler_app.command("add")
+    def boilerplate_add(
+        file: Annotated[Path, typer.Argument(help="A text file holding the passage.")],
+        name: Annotated[str | None, typer.Option(help="Its name (default: the file's).")] = None,
+        json_out: JsonOpt = False,
+    ) -> None:
+        """Declare a passage boilerplate for this library (recorded as an event). Audits use it
+        at once; refresh guard indexes (`copytrail guard index NAME`) to mark it there."""
+        with open_lib() as lib:
+            r = lib.add_boilerplate(file, name)
+        if json_out:
+            emit_json(r)
+            return
+        out.print(
+            f"boilerplate [bold]{safe(r['name'])}[/]: {r['words']} words, event {r['event_seq']}; "
+            "refresh guard indexes to mark it"
+        )
 
     @guard_app.command("index")
     def guard_index(
@@ -43,14 +82,26 @@ def register(app: typer.Typer, open_lib: Callable[[], Any]) -> None:
         rebuild: Annotated[
             bool, typer.Option("--rebuild", help="Build from scratch instead of refreshing.")
         ] = False,
+        boilerplate_texts: Annotated[
+            int | None,
+            typer.Option(
+                "--boilerplate-texts",
+                min=1,
+                help="A passage in more indexed texts than this is boilerplate, never flagged "
+                "(default 20; kept by later refreshes).",
+            ),
+        ] = None,
         json_out: JsonOpt = False,
     ) -> None:
         """Build or refresh a guard index. Run again with just NAME after an ingest or deletion:
-        new texts are added, deleted ones removed."""
+        new texts are added, deleted ones removed. Boilerplate (the shared set, see `copytrail
+        boilerplate ls`, and passages many indexed texts hold) is marked, never flagged."""
         from copytrail.cli.progress import RichPhaseProgress
 
         with open_lib() as lib, RichPhaseProgress("", in_bytes=True) as progress:
-            r = lib.guard_index(name, works_list, dataset, all_datasets, rebuild, progress)
+            r = lib.guard_index(
+                name, works_list, dataset, all_datasets, rebuild, progress, boilerplate_texts
+            )
         if json_out:
             emit_json(r)
             return
@@ -105,15 +156,31 @@ def register(app: typer.Typer, open_lib: Callable[[], Any]) -> None:
                 help="Name the copies and works and give character offsets in them.",
             ),
         ] = True,
+        include_boilerplate: Annotated[
+            bool,
+            typer.Option(
+                "--include-boilerplate",
+                help="Also list spans lying in boilerplate (licences, notices); never flagged.",
+            ),
+        ] = False,
         json_out: JsonOpt = False,
     ) -> None:
         """Find every span of the input that reproduces indexed text verbatim (normalised for
-        case, whitespace and punctuation). Exit 0 when clean, 3 when a span passes --min-words."""
+        case, whitespace and punctuation). Exit 0 when clean, 3 when a span passes --min-words.
+        Boilerplate is never flagged; a span bordering it is trimmed to the protected part."""
         with open_lib() as lib:
             if stream:
-                r = _check_stream(lib, file, guard, min_words, evidence, json_out)
+                r = _check_stream(
+                    lib, file, guard, min_words, evidence, json_out, include_boilerplate
+                )
             else:
-                r = lib.check(_read_input(file), guard, min_words, evidence)
+                r = lib.check(
+                    _read_input(file),
+                    guard,
+                    min_words,
+                    evidence,
+                    include_boilerplate=include_boilerplate,
+                )
                 _print_check(r, json_out)
         raise typer.Exit(CHECK_FLAGGED_EXIT if r["flagged"] else 0)
 
@@ -287,10 +354,16 @@ def _read_input(file: str) -> str:
 
 
 def _check_stream(
-    lib: Any, file: str, guard: str, min_words: int, evidence: bool, json_out: bool
+    lib: Any,
+    file: str,
+    guard: str,
+    min_words: int,
+    evidence: bool,
+    json_out: bool,
+    include_boilerplate: bool = False,
 ) -> dict:
     """Feed the input line by line as it arrives; print an answer when a span appears."""
-    session = lib.check_stream(guard, min_words, evidence)
+    session = lib.check_stream(guard, min_words, evidence, include_boilerplate=include_boilerplate)
     src = sys.stdin if file == "-" else open(file, encoding="utf-8", errors="replace")  # noqa: SIM115
     try:
         for line in src:
@@ -330,6 +403,15 @@ def _print_check(r: dict[str, Any], json_out: bool) -> None:
         ]
 
     cols = ["words", "input chars", "found", "where: work or copy, chars", "excerpt"]
+    if r.get("boilerplate"):
+        table(
+            f"{len(r['boilerplate'])} span(s) in boilerplate (not flagged)",
+            ["which", *cols],
+            [
+                ["; ".join(b["which"]), *row]
+                for b, row in zip(r["boilerplate"], rows(r["boilerplate"]), strict=True)
+            ],
+        )
     if r["flagged"]:
         table(
             f"{len(r['spans'])} verbatim span(s) of {r['min_words']}+ words", cols, rows(r["spans"])

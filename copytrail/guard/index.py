@@ -27,6 +27,7 @@ from copytrail.fingerprint.hashing import word_ids
 from copytrail.fingerprint.normalize import token_spans
 from copytrail.guard.budget import Budget
 from copytrail.guard.check import Check
+from copytrail.guard.marks import Marks
 from copytrail.guard.segment import (
     FILES,
     MARK_EVERY,
@@ -37,7 +38,7 @@ from copytrail.guard.segment import (
     segment_texts,
 )
 
-FORMAT = 2  # 2: buckets.npy
+FORMAT = 2  # 2: buckets.npy (boilerplate marks are optional: an older index has none)
 MANIFEST = "manifest.json"
 MAX_SEGMENTS = 8  # past this many, a refresh merges them all into one
 SMALL_TIER = 8  # segments under 1/8 of the largest are merged together
@@ -63,6 +64,8 @@ class GuardIndex:
         self.path = path
         self.manifest = manifest
         self.segments = segments
+        entry = manifest.get("boilerplate")
+        self.marks = Marks.load(path, entry) if entry else None
 
     @property
     def name(self) -> str:
@@ -107,6 +110,11 @@ class GuardIndex:
             "bytes": size,
             "bytes_per_token": round(size / tokens, 3) if tokens else None,
             "updated": self.manifest.get("updated"),
+            "boilerplate": {
+                k: v
+                for k, v in (self.manifest.get("boilerplate") or {}).items()
+                if k in ("max_texts", "set_sha256", "marked_tokens")
+            },
         }
 
     def warm(self) -> int:
@@ -165,6 +173,7 @@ def refresh(
     read_texts: TextReader,
     rebuild: bool = False,
     progress: Progress | None = None,
+    boilerplate: BoilerplateMarking | None = None,
 ) -> RefreshResult:
     """Make the index at `path` hold exactly the texts in `wanted` (SHA-256s).
 
@@ -208,12 +217,37 @@ def refresh(
             if len(small) > 1:
                 segments = [s for s in segments if s not in small] + [_merge(path, small)]
                 merged = True
-        _write_manifest(path, scope, segments)
+        previous = _manifest_or_empty(path).get("boilerplate")
+        unchanged = (
+            not added
+            and not removed
+            and not merged
+            and previous is not None
+            and boilerplate is not None
+            and (previous["set_sha256"], previous["max_texts"])
+            == (boilerplate.set_sha256, boilerplate.max_texts)
+            and (path / previous["file"]).exists()
+        )
+        if unchanged:  # same texts, same boilerplate: the marks stand (a refresh stays free)
+            entry = previous
+        else:
+            entry = _mark(path, segments, boilerplate) if boilerplate else None
+        _write_manifest(path, scope, segments, entry)
         live = {s.name for s in segments}
         for d in path.glob("seg-*"):
             if d.name not in live:
                 remove_tree(d)
+        for f in path.glob("boiler-*.npy"):
+            if entry is None or f.name != entry["file"]:
+                f.unlink()
     return RefreshResult(len(added), len(removed), merged, time.perf_counter() - t0)
+
+
+def _manifest_or_empty(path: Path) -> dict[str, Any]:
+    try:
+        return read_manifest(path) if (path / MANIFEST).exists() else {}
+    except InvalidInput:
+        return {}
 
 
 def _merge(path: Path, segments: list[Segment]) -> Segment:
@@ -221,7 +255,35 @@ def _merge(path: Path, segments: list[Segment]) -> Segment:
     return Segment.load(build_segment(path, (t for s in segments for t in segment_texts(s, every))))
 
 
-def _write_manifest(path: Path, scope: dict[str, Any], segments: list[Segment]) -> None:
+@dataclass
+class BoilerplateMarking:
+    known: np.ndarray  # k-gram hashes of the shared boilerplate set
+    set_sha256: str
+    k: int
+    max_texts: int  # a passage in more indexed texts than this is boilerplate
+
+
+def _mark(path: Path, segments: list[Segment], b: BoilerplateMarking) -> dict[str, Any]:
+    from copytrail.guard import marks
+
+    masks = marks.compute(segments, b.known, b.k, b.max_texts)
+    name, offsets = marks.write(path, masks)
+    return {
+        "file": name,
+        "offsets": offsets,
+        "k": b.k,
+        "max_texts": b.max_texts,
+        "set_sha256": b.set_sha256,
+        "marked_tokens": int(sum(int(m.sum()) for m in masks)),
+    }
+
+
+def _write_manifest(
+    path: Path,
+    scope: dict[str, Any],
+    segments: list[Segment],
+    boilerplate: dict[str, Any] | None = None,
+) -> None:
     from copytrail.ledger.events import utc_now
 
     manifest = {
@@ -230,6 +292,8 @@ def _write_manifest(path: Path, scope: dict[str, Any], segments: list[Segment]) 
         "segments": [s.name for s in segments],
         "updated": utc_now(),
     }
+    if boilerplate:
+        manifest["boilerplate"] = boilerplate
     tmp = path / f".tmp-{MANIFEST}"
     with open(tmp, "w") as f:
         json.dump(manifest, f, indent=2)

@@ -16,7 +16,18 @@ from copytrail.catalog.queries import dataset_id
 from copytrail.catalog.schema import copies, works, works_lists
 from copytrail.context import Context
 from copytrail.errors import InvalidInput, NotFound
-from copytrail.guard.index import MANIFEST, GuardIndex, Progress, index_text, read_manifest, refresh
+from copytrail.fingerprint.boilerplate import K as boilerplate_k
+from copytrail.fingerprint.boilerplate import boilerplate_set
+from copytrail.guard import marks
+from copytrail.guard.index import (
+    MANIFEST,
+    BoilerplateMarking,
+    GuardIndex,
+    Progress,
+    index_text,
+    read_manifest,
+    refresh,
+)
 from copytrail.guard.segment import IndexedText
 from copytrail.ledger.db import read_connection
 from copytrail.ledger.events import append_event
@@ -88,15 +99,23 @@ def build(
     all_datasets: bool = False,
     rebuild: bool = False,
     progress: Progress | None = None,
+    boilerplate_texts: int | None = None,
 ) -> dict[str, Any]:
-    """Build or refresh guard index `name`. Without a scope, the saved scope is refreshed."""
+    """Build or refresh guard index `name`. Without a scope, the saved scope is refreshed.
+    Passages in more than `boilerplate_texts` indexed texts (default: the index's setting, else
+    20), and the library's boilerplate set, are marked as boilerplate, never flagged."""
     path = guard_root(ctx) / valid_name(name)
+    saved = read_manifest(path) if (path / MANIFEST).exists() else {}
+    max_texts = boilerplate_texts or (saved.get("boilerplate") or {}).get("max_texts")
+    max_texts = max_texts or marks.DEFAULT_MAX_TEXTS
+    if max_texts < 1:
+        raise InvalidInput("--boilerplate-texts must be at least 1")
     if lists or dataset_refs or all_datasets:
         scope = {"lists": sorted(lists or []), "datasets": sorted(dataset_refs or [])}
         if all_datasets:
             scope = {"lists": scope["lists"], "all": True}
-    elif (path / MANIFEST).exists():
-        scope = read_manifest(path)["scope"]
+    elif saved:
+        scope = saved["scope"]
     else:
         raise InvalidInput(
             f"guard index {name!r} does not exist yet; say what it protects: "
@@ -122,7 +141,11 @@ def build(
         for sha in shas:
             yield done.pop(sha)
 
-    result = refresh(path, scope, wanted, read_texts, rebuild=rebuild, progress=progress)
+    known = boilerplate_set(ctx)
+    marking = BoilerplateMarking(known.hashes, known.sha256, boilerplate_k, max_texts)
+    result = refresh(
+        path, scope, wanted, read_texts, rebuild=rebuild, progress=progress, boilerplate=marking
+    )
     index = GuardIndex.open(path)
     stats = index.stats()
     listed = hashlib.sha256("\n".join(sorted(index.texts())).encode()).hexdigest()
@@ -139,6 +162,7 @@ def build(
             "texts_sha256": listed,
             "added": result.added,
             "removed": result.removed,
+            "boilerplate": {"max_texts": max_texts, "set_sha256": known.sha256},
         },
     )
     forget_guard(ctx, name)

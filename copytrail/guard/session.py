@@ -5,11 +5,14 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import numpy as np
+
 from copytrail.context import Context
 from copytrail.errors import InvalidInput
 from copytrail.guard.budget import Budget
 from copytrail.guard.check import Check, Occurrences, Span
 from copytrail.guard.evidence import Evidence
+from copytrail.guard.marks import Marks
 from copytrail.guard.scope import open_guard
 
 DEFAULT_MIN_WORDS = 50
@@ -26,9 +29,12 @@ class CheckSession:
         min_words: int = DEFAULT_MIN_WORDS,
         evidence: bool = True,
         budget: Budget | None = None,
+        include_boilerplate: bool = False,
     ) -> None:
         if min_words < 1:
             raise InvalidInput("--min-words must be at least 1")
+        self.ctx = ctx
+        self.include_boilerplate = include_boilerplate
         self.index = open_guard(ctx, guard)
         self.evidence = Evidence(ctx, self.index)
         self.full_evidence = evidence
@@ -63,9 +69,11 @@ class CheckSession:
         return self.received[0] if self.received else ""
 
     def _answer(self, changed: list[Occurrences], final: bool) -> dict[str, Any]:
-        spans = outermost(self.check.spans())
-        new = [r for r in changed if r.words >= self.min_words]
         t0 = time.perf_counter()
+        spans, boiler = split_boilerplate(
+            outermost(self.check.spans()), self.index.marks, self.min_words
+        )
+        new = [s for s in spans if _key(s) not in self._rendered]
         out: dict[str, Any] = {
             "guard": self.index.name,
             "min_words": self.min_words,
@@ -75,24 +83,96 @@ class CheckSession:
             "new_spans": len(new),
             "spans": self._render(spans),
         }
+        if self.include_boilerplate:
+            out["boilerplate"] = [
+                {**self._render([s])[0], "boilerplate": True, "which": self._which(s)}
+                for s in boiler
+            ]
         if final and not spans:  # a clean text: its longest shorter runs are the evidence
-            out["longest"] = self._render(outermost(self.check.longest(3)))
+            # longest first; runs of min_words or more here lie in boilerplate: not evidence
+            shorter = [s for s in self.check.longest(12) if s.words < self.min_words][:3]
+            out["longest"] = self._render(outermost(shorter))
         self.elapsed += time.perf_counter() - t0
         out["elapsed_ms"] = round(self.elapsed * 1000, 3)
         return out
 
+    def _which(self, span: Span) -> list[str]:
+        """Which boilerplate a span is: the passages of the shared set it holds, or a passage
+        more indexed texts hold than the index allows."""
+        from copytrail.fingerprint.boilerplate import K, boilerplate_set
+        from copytrail.fingerprint.hashing import kgram_hashes
+
+        ids = np.concatenate(self.check.words.hashes)[span.q_start : span.q_end]
+        found = boilerplate_set(self.ctx).which(kgram_hashes(ids, K))
+        if not found:
+            n = (self.index.manifest.get("boilerplate") or {}).get("max_texts")
+            found = [f"a passage in more than {n} indexed texts"]
+        return found
+
     def _render(self, spans: list[Span]) -> list[dict[str, Any]]:
         """Evidence of each span, worked out once per session (streamed answers repeat spans)."""
 
-        def key(s: Span) -> tuple:
-            return (s.q_start, s.q_end, s.total)
-
-        todo = [s for s in spans if key(s) not in self._rendered]
+        todo = [s for s in spans if _key(s) not in self._rendered]
         if todo:
             done = self.evidence.render(todo, self.check.words, self._query(), self.full_evidence)
             for s, d in zip(todo, done, strict=True):
-                self._rendered[key(s)] = d
-        return [self._rendered[key(s)] for s in spans]
+                self._rendered[_key(s)] = d
+        return [self._rendered[_key(s)] for s in spans]
+
+
+def _key(s: Span) -> tuple:
+    return (s.q_start, s.q_end, s.total)
+
+
+def split_boilerplate(
+    spans: list[Span], marks: Marks | None, min_words: int
+) -> tuple[list[Span], list[Span]]:
+    """(protected spans, boilerplate spans). A span lying in boilerplate is not protected text;
+    one that borders boilerplate keeps only its protected stretches of min_words or more."""
+    if marks is None:
+        return spans, []
+    protected: list[Span] = []
+    boiler: list[Span] = []
+    for span in spans:
+        run = span.runs[0]  # every run of a span covers the same words of the input
+        start = int(run.positions[0]) + (span.q_start - run.q_start)
+        covered = marks.covered(run.segment, start, span.words)
+        if not covered.any():
+            protected.append(span)
+            continue
+        kept = [(a, b) for a, b in _stretches(~covered) if b - a >= min_words]
+        protected.extend(_trimmed(span, a, b) for a, b in kept)
+        if not kept:
+            boiler.append(span)
+        else:  # the boilerplate the protected part borders, for those who ask
+            boiler.extend(
+                _trimmed(span, a, b) for a, b in _stretches(covered) if b - a >= min_words
+            )
+    return protected, boiler
+
+
+def _stretches(mask: np.ndarray) -> list[tuple[int, int]]:
+    """[start, end) of every maximal run of True."""
+    edges = np.diff(np.concatenate(([0], mask.astype(np.int8), [0])))
+    return list(
+        zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist(), strict=True)
+    )
+
+
+def _trimmed(span: Span, a: int, b: int) -> Span:
+    """Words [a, b) of a span (relative to its start), with every place moved along."""
+    runs = [
+        Occurrences(
+            r.segment,
+            span.q_start + a,
+            span.q_start + b,
+            r.positions + a,
+            r.total,
+            open=r.open and b == span.words,
+        )
+        for r in span.runs
+    ]
+    return Span(span.q_start + a, span.q_start + b, runs)
 
 
 def outermost(spans: list[Span]) -> list[Span]:
@@ -112,12 +192,11 @@ def check_text(
     min_words: int = DEFAULT_MIN_WORDS,
     evidence: bool = True,
     budget: Budget | None = None,
+    include_boilerplate: bool = False,
 ) -> dict[str, Any]:
-    session = CheckSession(ctx, guard, min_words, evidence, budget)
+    session = CheckSession(ctx, guard, min_words, evidence, budget, include_boilerplate)
     t0 = time.perf_counter()
     session.check.feed(text)  # no answer per piece: there is only one
     session.elapsed = time.perf_counter() - t0
     session.received = [text]
     return session.finish(fresh_clock=False)  # one text, one time budget
-
-

@@ -71,6 +71,12 @@ class CheckRequest(BaseModel):
         "only text SHA-256 and word offsets (fastest).",
     )
 
+    include_boilerplate: bool = Field(
+        False,
+        description="Also list spans that lie in boilerplate (licences, notices, passages many "
+        "indexed texts share), apart from `spans`; they never set `flagged`.",
+    )
+
     _text_is_utf8 = field_validator("text", "guard")(_utf8)
 
 
@@ -106,6 +112,11 @@ class Span(BaseModel):
     sources: list[Source]
 
 
+class BoilerplateSpan(Span):
+    boilerplate: bool = True
+    which: list[str] = Field(description="The boilerplate passages the span holds.")
+
+
 class CheckResponse(BaseModel):
     guard: str
     min_words: int
@@ -114,6 +125,7 @@ class CheckResponse(BaseModel):
     words: int
     new_spans: int
     spans: list[Span]
+    boilerplate: list[BoilerplateSpan] | None = None
     longest: list[Span] | None = None
     elapsed_ms: float
 
@@ -164,7 +176,8 @@ def create_app(
         description="Chain of custody for LLM training data: verbatim check, excerpt search, "
         "ledger reads. Send an API key in `X-API-Key` (or `Authorization: Bearer KEY`). "
         "Streaming check: WebSocket `/v1/check/stream` (not describable in OpenAPI): send "
-        '`{"guard": G, "min_words": N, "evidence": true}`, then `{"text": PIECE}` messages, '
+        '`{"guard": G, "min_words": N, "evidence": true, "include_boilerplate": false}`, then '
+        '`{"text": PIECE}` messages, '
         'then `{"end": true}`; '
         "each message is answered with a CheckResponse. Roles: checker (check), auditor "
         "(check, read the ledger and search snippets), admin (everything, copy text too).",
@@ -234,7 +247,13 @@ def create_app(
         budget = Budget(seconds=CHECK_SECONDS, cancel=cancel)
         work = asyncio.ensure_future(
             run_in_threadpool(
-                lib.check, req.text, guard_name(req.guard), req.min_words, req.evidence, budget
+                lib.check,
+                req.text,
+                guard_name(req.guard),
+                req.min_words,
+                req.evidence,
+                budget,
+                req.include_boilerplate,
             )
         )
         while not work.done():
@@ -265,7 +284,7 @@ def create_app(
         except WebSocketDisconnect:
             return
 
-    def _stream_settings(msg: dict[str, Any]) -> tuple[str, int, bool]:
+    def _stream_settings(msg: dict[str, Any]) -> tuple[str, int, bool, bool]:
         """The first message's guard, min_words and evidence, checked as for POST /v1/check."""
         guard = msg.get("guard")
         if guard is not None and (not isinstance(guard, str) or len(guard) > 100):
@@ -279,7 +298,12 @@ def create_app(
             raise InvalidInput(
                 f"'min_words' must be a whole number from {MIN_WORDS_FLOOR} to {MAX_MIN_WORDS}"
             )
-        return guard_name(guard), min_words, bool(msg.get("evidence", True))
+        return (
+            guard_name(guard),
+            min_words,
+            bool(msg.get("evidence", True)),
+            bool(msg.get("include_boilerplate", False)),
+        )
 
     async def _stream(ws: WebSocket) -> None:
         session = None
@@ -301,10 +325,10 @@ def create_app(
                 continue
             try:
                 if session is None:
-                    guard, min_words, evidence = _stream_settings(msg)
+                    guard, min_words, evidence, boilerplate = _stream_settings(msg)
                     budget = Budget(seconds=CHECK_SECONDS)
                     session = await run_in_threadpool(
-                        lib.check_stream, guard, min_words, evidence, budget
+                        lib.check_stream, guard, min_words, evidence, budget, boilerplate
                     )
                     if "text" not in msg and not msg.get("end"):
                         await ws.send_json({"ready": True, "guard": session.index.name})
