@@ -22,9 +22,9 @@ T = TypeVar("T")
 
 
 class Caches:
-    """Long-lived objects of one open library (loaded guard indexes, evidence caches, the
-    fingerprint store), made on first use. Owned by the library, shared by the contexts made
-    from it, so a server's checks reuse what earlier checks loaded."""
+    """Long-lived objects of one open library (loaded guard indexes, the evidence caches of
+    checks), made on first use. Owned by the library, shared by the contexts made from it, so a
+    server's checks reuse what earlier checks loaded."""
 
     def __init__(self) -> None:
         self._items: dict[str, Any] = {}
@@ -35,10 +35,6 @@ class Caches:
             if key not in self._items:
                 self._items[key] = make()
             return self._items[key]
-
-    def pop(self, key: str) -> None:
-        with self._lock:
-            self._items.pop(key, None)
 
 
 @dataclass(frozen=True)
