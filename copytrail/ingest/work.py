@@ -39,7 +39,7 @@ def run_task(ctx: IngestContext, task: dict[str, Any]) -> tuple[list[CopyRecord]
 
 def utf8_safe(value: Any) -> Any:
     """The value with every string made valid UTF-8: a lone surrogate (from a JSON escape or an
-    undecodable file name) becomes a visible \\udXXX escape instead of failing the database
+    undecodable file name) becomes a visible backslash escape instead of failing the database
     write of the whole batch."""
     if isinstance(value, str):
         try:
