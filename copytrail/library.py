@@ -18,6 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from copytrail import checker
+from copytrail.acquisition import purchases
+from copytrail.acquisition import purpose as purpose_records
+from copytrail.acquisition import reconcile as reconciliation
+from copytrail.acquisition import scans as scan_records
+from copytrail.acquisition import uses as copy_uses
 from copytrail.audit import run as audits
 from copytrail.build import run as builds
 from copytrail.build import tokenizer as tokenizers
@@ -432,6 +437,40 @@ class Library:
     ) -> dict[str, Any]:
         """Copies never used for training, and what each retention rule would delete or flag."""
         return retention.retention_report(self.ctx, rules, as_of)
+
+    # ---- acquisition: purchases, scans, purposes, uses -----------------------------------------
+    def import_purchases(self, file: str | os.PathLike, source: str) -> Any:
+        """Purchase lines from an order export (CSV or JSON Lines); re-import updates."""
+        return purchases.import_purchases(self.ctx, file, source)
+
+    def record_scans(self, file: str | os.PathLike, dataset: str) -> Any:
+        """Per scanned copy: its purchase line, scan date and the print copy's fate."""
+        return scan_records.record_scans(self.ctx, file, dataset)
+
+    def reconcile(self, source: str, out: str | os.PathLike | None = None) -> dict[str, Any]:
+        """Purchases against scans, per book, with findings; reports written to `out`."""
+        return reconciliation.reconcile(self.ctx, source, out)
+
+    def declare_purpose(
+        self,
+        scope: str,
+        ref: str,
+        purpose: str,
+        text: str | None = None,
+        document: str | os.PathLike | None = None,
+        effective: str | None = None,
+    ) -> dict[str, Any]:
+        """Declare why a source or dataset is kept, with the document that says so."""
+        return purpose_records.declare_purpose(
+            self.ctx, scope, ref, purpose, text, document, effective
+        )
+
+    def purposes(self, history: bool = False) -> list[dict[str, Any]]:
+        return purpose_records.list_purposes(self.ctx, history)
+
+    def uses(self, copy: str | int | None = None, dataset: str | None = None) -> dict[str, Any]:
+        """Every recorded use of a copy, or of a dataset's copies."""
+        return copy_uses.uses(self.ctx, copy, dataset)
 
     # ---- HTTP API keys -----------------------------------------------------------------------
     def add_key(self, name: str, role: str) -> dict[str, Any]:

@@ -53,6 +53,17 @@ ct delete --dataset books3@2020-10 --reason "takedown" \
 ct hold release 1
 ct delete --dataset books3@2020-10 --reason "takedown notice 2026-114" --rebuild
 
+echo; echo "# acquisition records: print books bought, scanned, and what became of the print copies"
+ct source add print-scans --kind purchased-scan --license "first sale; scanned in house" \
+   --provided-by "Acquisitions" --acquired 2025-04-17
+ct ingest build/demo-input/scans --source print-scans --dataset scans@2025-05
+ct purchases import examples/purchases.csv --source print-scans
+ct scans record examples/scans.csv --dataset scans@2025-05
+ct reconcile --source print-scans --out build/reconcile
+ct purpose set --dataset scans@2025-05 --purpose model-training --document examples/scan-approval.txt \
+   --effective 2025-09-01
+ct uses --dataset scans@2025-05
+
 ct ls datasets
 ct ls copies --dataset example-press@2025-03
 ct stats

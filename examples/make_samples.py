@@ -87,6 +87,17 @@ def main(out: Path) -> None:
         b"In Kafka's story a travelling salesman wakes up transformed into an insect and "
         b"worries mostly about missing his train and losing his job.\n",
     )
+    # Scans of print books the company bought (a purchased-scan source): the scanner's text
+    # with the book's title page. examples/purchases.csv and examples/scans.csv go with them.
+    for name, title, author, text in (
+        ("alice-scan.txt", "Alice's Adventures in Wonderland", "Lewis Carroll", alice),
+        ("metamorphosis-scan.txt", "Metamorphosis", "Franz Kafka", metamorphosis),
+        ("verwandlung-scan.txt", "Die Verwandlung", "Franz Kafka", verwandlung),
+    ):
+        samples.write(
+            out / "scans" / name,
+            f"Title: {title}\nAuthor: {author}\n\n[scanned 2025-05, 300 dpi]\n\n{text}".encode(),
+        )
     print(f"demo inputs written to {out}")
 
 

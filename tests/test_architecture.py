@@ -32,6 +32,9 @@ ALLOWED: dict[str, set[str]] = {
     },
     "build": {"audit", "canonical", "catalog", "context", "errors", "fingerprint", "ledger"},
     "retention": {"audit", "build", "catalog", "context", "errors", "guard", "ledger"},
+    "acquisition": {
+        "audit", "build", "canonical", "catalog", "context", "errors", "ingest", "ledger", "store"
+    },
 }
 
 

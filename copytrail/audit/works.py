@@ -37,8 +37,11 @@ class ImportResult:
         return self.__dict__.copy()
 
 
-def read_rows(path: Path) -> list[tuple[int, dict[str, Any]]]:
-    """(line number, row) pairs from a CSV (header row) or JSON Lines file."""
+def read_rows(
+    path: Path, required: tuple[str, ...] = ("work_id",), expected: tuple[str, ...] = FIELDS
+) -> list[tuple[int, dict[str, Any]]]:
+    """(line number, row) pairs from a CSV (header row) or JSON Lines file. A CSV must have the
+    `required` columns; a bad JSON line becomes a row with an `__error__`."""
     data = path.read_bytes()
     text = data.decode("utf-8-sig", errors="replace")
     first = text.lstrip()[:1]
@@ -55,9 +58,12 @@ def read_rows(path: Path) -> list[tuple[int, dict[str, Any]]]:
             rows.append((n, obj if isinstance(obj, dict) else {"__error__": "not a JSON object"}))
         return rows
     reader = csv.DictReader(io.StringIO(text))
-    missing = {"work_id"} - set(reader.fieldnames or [])
+    missing = set(required) - {f.strip() for f in reader.fieldnames or []}
     if missing:
-        raise InvalidInput(f"{path} has no work_id column; expected columns: {', '.join(FIELDS)}")
+        raise InvalidInput(
+            f"{path} has no {', '.join(sorted(missing))} column; expected columns: "
+            f"{', '.join(expected)}"
+        )
     for row in reader:
         rows.append((reader.line_num, {k.strip(): v for k, v in row.items() if k}))
     return rows

@@ -13,7 +13,15 @@ from sqlalchemy import Connection, Engine, Select, and_, case, func, or_, select
 
 from copytrail.canonical import parse_json
 from copytrail.catalog.records import dataset_label, parse_dataset_ref
-from copytrail.catalog.schema import copies, copy_isbns, datasets, sources, works, works_lists
+from copytrail.catalog.schema import (
+    copies,
+    copy_isbns,
+    datasets,
+    purposes,
+    sources,
+    works,
+    works_lists,
+)
 from copytrail.errors import InvalidInput, NotFound
 from copytrail.ledger import checkpoint as cpmod
 from copytrail.ledger.db import read_connection
@@ -339,3 +347,21 @@ def list_works_lists(db: Engine) -> list[dict[str, Any]]:
     )
     with read_connection(db) as conn:
         return [r._asdict() for r in conn.execute(q)]
+
+
+def purpose_of_datasets(conn: Connection, now: str) -> dict[int, str]:
+    """dataset id -> the purpose in force at `now`: its own declaration, else its source's."""
+    latest: dict[tuple[str, int], str] = {}
+    q = (
+        select(purposes)
+        .where(purposes.c.effective <= now)
+        .order_by(purposes.c.effective, purposes.c.id)
+    )
+    for r in conn.execute(q):
+        latest[(r.scope, r.ref_id)] = r.purpose
+    out = {}
+    for d in conn.execute(select(datasets.c.id, datasets.c.source_id)):
+        out[d.id] = (
+            latest.get(("dataset", d.id)) or latest.get(("source", d.source_id)) or ("undeclared")
+        )
+    return out

@@ -19,9 +19,9 @@ from sqlalchemy import (
 
 from copytrail.ledger.schema import metadata
 
-SCHEMA_VERSION = 8  # 2: works lists, audits, matches; 3: works.text_source_sha256; 4: api_keys
+SCHEMA_VERSION = 9  # 2: works lists, audits, matches; 3: works.text_source_sha256; 4: api_keys
 # 5: corpora, corpus_docs; 6: runs; 7: holds, deletions (fingerprints joined the schema in 7)
-# 8: boilerplate
+# 8: boilerplate; 9: purchases, scans, purposes
 
 sources = Table(
     "sources",
@@ -266,3 +266,60 @@ boilerplate = Table(
     Column("actor", String(200), nullable=False),
     Column("event_seq", BigInteger, nullable=False),
 )
+
+# Acquisition records: what was bought (the print books behind scans), which scan came from which
+# purchase line, what became of the print copy, and the declared purpose of sources and datasets.
+purchases = Table(
+    "purchases",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("source_id", Integer, ForeignKey("sources.id"), nullable=False),
+    Column("item_key", String(300), nullable=False),  # order id + ISBN-13 or title/author
+    Column("order_id", String(200), nullable=False),
+    Column("vendor", Text),
+    Column("date", String(40), nullable=False),
+    Column("isbn13", String(13)),
+    Column("title", Text),
+    Column("author", Text),
+    Column("quantity", Integer, nullable=False),
+    Column("format", String(16), nullable=False),  # print | ebook
+    Column("price", Float),
+    Column("currency", String(3)),
+    Column("file_sha256", String(64), nullable=False),
+    Column("line", Integer, nullable=False),
+    Column("updated", String(40), nullable=False),
+    Column("event_seq", BigInteger, nullable=False),
+    UniqueConstraint("source_id", "item_key", name="uq_purchase_item"),
+)
+Index("ix_purchases_isbn", purchases.c.isbn13)
+
+scans = Table(
+    "scans",
+    metadata,
+    Column("copy_id", BigInteger, ForeignKey("copies.id"), primary_key=True),
+    Column("purchase_id", Integer, ForeignKey("purchases.id")),  # NULL: no purchase found
+    Column("match", Text),  # JSON: how the purchase line was found (method, score, key)
+    Column("scan_date", String(40)),
+    Column("print_fate", String(16)),  # destroyed | kept | resold | unknown
+    Column("fate_date", String(40)),
+    Column("updated", String(40), nullable=False),
+    Column("event_seq", BigInteger, nullable=False),
+)
+Index("ix_scans_purchase", scans.c.purchase_id)
+
+purposes = Table(
+    "purposes",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("scope", String(16), nullable=False),  # source | dataset
+    Column("ref_id", Integer, nullable=False),
+    Column("purpose", String(32), nullable=False),
+    Column("text", Text),  # what "other" means, or a note
+    Column("document_sha256", String(64)),  # the licence, invoice or approval, as a blob
+    Column("document_name", Text),
+    Column("effective", String(40), nullable=False),  # from when the purpose holds
+    Column("created", String(40), nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("event_seq", BigInteger, nullable=False),
+)
+Index("ix_purposes_ref", purposes.c.scope, purposes.c.ref_id)

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from copytrail.catalog.records import SOURCE_KINDS
+from copytrail.cli.acquisition_cmds import register as register_acquisition_commands
 from copytrail.cli.build_cmds import register as register_build_commands
 from copytrail.cli.guard_cmds import register as register_guard_commands
 from copytrail.cli.options import JsonOpt, WorkersOpt, open_library, state
@@ -663,6 +664,7 @@ def verify(
 register_guard_commands(app, open_library)
 register_build_commands(app, open_library)
 register_retention_commands(app, open_library)
+register_acquisition_commands(app, open_library)
 
 
 def main() -> None:

@@ -104,6 +104,14 @@ def register(app: typer.Typer, open_lib: Callable[[], Any]) -> None:
             ],
         )
         table(
+            "kept but never used for training, by declared purpose",
+            ["purpose", "copies", "bytes", "kept since", "days kept"],
+            [
+                [g["purpose"], g["copies"], g["bytes"], g["kept_since"], g["kept_days"]]
+                for g in r["never_included_by_purpose"]
+            ],
+        )
+        table(
             "retention rules",
             ["rule", "action", "copies", "bytes", "held back", "by holds"],
             [

@@ -39,7 +39,7 @@ EVENT_TYPES = (
     "deleted",
     "produced",  # an output (report, certificate, audit) was produced
     "access",  # an API key was granted or revoked (who could read what, and when)
-    "declared",  # a passage was declared boilerplate (never evidence, never flagged)
+    "declared",  # a passage was declared boilerplate, or a purpose for a source or dataset
 )
 
 

@@ -22,7 +22,13 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from copytrail.catalog.queries import DATASET_NAME, DATASET_VERSION, copy_rows, labelled
+from copytrail.catalog.queries import (
+    DATASET_NAME,
+    DATASET_VERSION,
+    copy_rows,
+    labelled,
+    purpose_of_datasets,
+)
 from copytrail.catalog.schema import copies, corpora, corpus_docs, sources
 from copytrail.context import Context
 from copytrail.errors import InvalidInput
@@ -92,6 +98,7 @@ def retention_report(
             for r in conn.execute(
                 copy_rows(
                     copies.c.id,
+                    copies.c.dataset_id,
                     copies.c.created,
                     copies.c.size,
                     copies.c.path,
@@ -105,14 +112,23 @@ def retention_report(
             )
         ]
         held = held_copies(conn, [r["id"] for r in rows])
+        purpose = purpose_of_datasets(conn, now.isoformat())
     for r in rows:
         r["last_inclusion"] = last_inclusion.get(r["id"])
     never = [r for r in rows if r["last_inclusion"] is None]
     by_group: dict[tuple[str, str], list[int]] = {}
+    by_purpose: dict[str, dict[str, Any]] = {}
     for r in never:
         g = by_group.setdefault((r["dataset"], r["kind"]), [0, 0])
         g[0] += 1
         g[1] += r["size"] or 0
+        p = by_purpose.setdefault(
+            purpose.get(r["dataset_id"], "undeclared"),
+            {"copies": 0, "bytes": 0, "kept_since": r["created"]},
+        )
+        p["copies"] += 1
+        p["bytes"] += r["size"] or 0
+        p["kept_since"] = min(p["kept_since"], r["created"])
     out_rules = []
     for rule in rules:
         matched = [
@@ -166,6 +182,15 @@ def retention_report(
         "never_included_by": [
             {"dataset": d, "source_kind": k, "copies": n, "bytes": b}
             for (d, k), (n, b) in sorted(by_group.items())
+        ],
+        # Kept with no training use, by the purpose declared for them, and for how long.
+        "never_included_by_purpose": [
+            {
+                "purpose": k,
+                **v,
+                "kept_days": (now - _parse_time(v["kept_since"])).days,
+            }
+            for k, v in sorted(by_purpose.items())
         ],
         "rules": out_rules,
     }

@@ -1,0 +1,1 @@
+"""Acquisition records: purchases and scans, declared purposes, and every use of a copy."""
