@@ -7,15 +7,15 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import insert, select, update
 
-from copytrail.audit.works import read_rows
 from copytrail.canonical import canonical_json
 from copytrail.catalog.records import checked_iso, next_id, source_by_name
+from copytrail.catalog.rowfile import RowReport, read_rows
 from copytrail.catalog.schema import purchases
 from copytrail.context import Context
 from copytrail.errors import InvalidInput, NotFound
@@ -50,18 +50,13 @@ COMPARED = (
 _SPACE = re.compile(r"\s+")
 
 
-@dataclass
-class PurchaseImport:
+@dataclass(kw_only=True)
+class PurchaseImport(RowReport):
     source: str
-    rows: int = 0
     imported: int = 0
     updated: int = 0
     unchanged: int = 0
-    errors: list[dict[str, Any]] = field(default_factory=list)
     event_seq: int | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return self.__dict__.copy()
 
 
 def _text(row: dict[str, Any], *names: str) -> str | None:

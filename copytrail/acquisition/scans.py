@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +16,10 @@ from sqlalchemy import and_, delete, func, insert, select
 
 from copytrail.acquisition.purchases import _text
 from copytrail.audit.metadata import TitleIndex
-from copytrail.audit.works import read_rows
 from copytrail.canonical import canonical_json
 from copytrail.catalog.queries import dataset_id
 from copytrail.catalog.records import checked_iso
+from copytrail.catalog.rowfile import RowReport, read_rows
 from copytrail.catalog.schema import copies, copy_isbns, datasets, purchases, scans
 from copytrail.context import Context
 from copytrail.errors import NotFound
@@ -31,19 +31,14 @@ FIELDS = ("copy", "scan_date", "print_fate", "fate_date", "isbn", "title", "auth
 FATES = ("destroyed", "kept", "resold", "unknown")
 
 
-@dataclass
-class ScanRecord:
+@dataclass(kw_only=True)
+class ScanRecord(RowReport):
     dataset: str
-    rows: int = 0
     recorded: int = 0
     matched_isbn: int = 0
     matched_title: int = 0
     unmatched: int = 0
-    errors: list[dict[str, Any]] = field(default_factory=list)
     event_seq: int | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return self.__dict__.copy()
 
 
 def _copy_of(conn: Any, ds_id: int, ref: str) -> Any:

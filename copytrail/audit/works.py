@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +12,7 @@ from sqlalchemy import Connection, delete, insert, select, update
 
 from copytrail.canonical import canonical_json
 from copytrail.catalog.records import next_id
+from copytrail.catalog.rowfile import RowReport, read_rows
 from copytrail.catalog.schema import work_isbns, works, works_lists
 from copytrail.errors import InvalidInput, NotFound
 from copytrail.ingest.document import process_document
@@ -24,49 +23,12 @@ from copytrail.store.blobs import BlobStore
 FIELDS = ("work_id", "title", "authors", "isbn", "asin", "text")
 
 
-@dataclass
-class ImportResult:
+@dataclass(kw_only=True)
+class ImportResult(RowReport):
     list: str
-    rows: int = 0
     imported: int = 0
     updated: int = 0
     unchanged: int = 0
-    errors: list[dict[str, Any]] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, Any]:
-        return self.__dict__.copy()
-
-
-def read_rows(
-    path: Path, required: tuple[str, ...] = ("work_id",), expected: tuple[str, ...] = FIELDS
-) -> list[tuple[int, dict[str, Any]]]:
-    """(line number, row) pairs from a CSV (header row) or JSON Lines file. A CSV must have the
-    `required` columns; a bad JSON line becomes a row with an `__error__`."""
-    data = path.read_bytes()
-    text = data.decode("utf-8-sig", errors="replace")
-    first = text.lstrip()[:1]
-    rows: list[tuple[int, dict[str, Any]]] = []
-    if path.suffix.lower() in (".jsonl", ".ndjson", ".json") or first == "{":
-        for n, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = orjson.loads(line)
-            except orjson.JSONDecodeError as e:
-                rows.append((n, {"__error__": f"invalid JSON: {e}"}))
-                continue
-            rows.append((n, obj if isinstance(obj, dict) else {"__error__": "not a JSON object"}))
-        return rows
-    reader = csv.DictReader(io.StringIO(text))
-    missing = set(required) - {f.strip() for f in reader.fieldnames or []}
-    if missing:
-        raise InvalidInput(
-            f"{path} has no {', '.join(sorted(missing))} column; expected columns: "
-            f"{', '.join(expected)}"
-        )
-    for row in reader:
-        rows.append((reader.line_num, {k.strip(): v for k, v in row.items() if k}))
-    return rows
 
 
 def _split(value: Any) -> list[str]:
@@ -126,7 +88,7 @@ def import_works(
     conn: Connection, ev: EventWriter, store: BlobStore, path: Path, list_name: str
 ) -> ImportResult:
     result = ImportResult(list=list_name)
-    rows = read_rows(path)
+    rows = read_rows(path, required=("work_id",), expected=FIELDS)
     base = path.parent
     lst = conn.execute(select(works_lists).where(works_lists.c.name == list_name)).first()
     if lst is None:
