@@ -22,6 +22,7 @@ from sqlalchemy import Connection, Engine, select
 
 from copytrail.catalog.records import copy_event_payload
 from copytrail.catalog.schema import copies, datasets, deletions, sources, works
+from copytrail.ledger.against import check_against, read_held
 from copytrail.ledger.db import read_connection
 from copytrail.ledger.events import Event
 from copytrail.ledger.schema import events
@@ -32,11 +33,22 @@ BLOB_CHECK_THREADS = 8  # blob reads wait on the disk or the network as much as 
 
 
 def check_library(
-    db: Engine, store: BlobStore, quick: bool = False, progress: ProgressFn | None = None
+    db: Engine,
+    store: BlobStore,
+    quick: bool = False,
+    progress: ProgressFn | None = None,
+    against: list[Path] | None = None,
+    tsa_ca: Path | None = None,
 ) -> VerifyReport:
+    """`against`: checkpoint files (or a witness's folders) held by others; the log must extend
+    every one of them."""
     report = VerifyReport()
+    held = read_held(against) if against else []
     with read_connection(db) as conn:
-        deleted = check_catalog(conn, verify_log(conn, report, progress), report)
+        log = verify_log(conn, report, progress, {h.head.size for h in held}, tsa_ca)
+        deleted = check_catalog(conn, log, report)
+        if held:
+            check_against(conn, held, report)
         check_store(
             conn,
             store,

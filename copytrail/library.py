@@ -33,6 +33,7 @@ from copytrail.context import Caches, Context
 from copytrail.engine.base import Executor
 from copytrail.engine.local import LocalEngine
 from copytrail.errors import LibraryNotFound
+from copytrail.evidence import bundle as bundles
 from copytrail.fingerprint import boilerplate as boilerplates
 from copytrail.fingerprint.store import FingerprintStore, fingerprint_store
 from copytrail.guard import scope as guards
@@ -41,6 +42,7 @@ from copytrail.guard import session as checks
 from copytrail.guard.budget import Budget
 from copytrail.ingest import run as ingests
 from copytrail.ledger import checkpoint as checkpoints
+from copytrail.ledger import publish
 from copytrail.ledger.db import make_engine, read_connection, write_transaction
 from copytrail.ledger.events import EventWriter, default_actor
 from copytrail.ledger.verify import VerifyReport
@@ -486,13 +488,56 @@ class Library:
         return api_keys.authenticate(self.ctx.db, key)
 
     # ---- integrity -------------------------------------------------------------------------
-    def checkpoint(self) -> dict[str, Any]:
-        with write_transaction(self.ctx.db) as conn:
-            return checkpoints.make_checkpoint(conn, self.actor)
+    def checkpoint(self, tsa: str | None = None) -> dict[str, Any]:
+        """Record a tree head over every event; signed (a C2SP checkpoint written under
+        log/) when the log has a key; with `tsa`, also time-stamped by that RFC 3161 TSA."""
+        return publish.make(self.ctx.db, self.ctx.root, self.actor, tsa)
+
+    def signing_identity(
+        self, create: bool = False, rotate: bool = False, origin: str | None = None
+    ) -> dict[str, Any]:
+        """The log's signing key (its public half and history); create or rotate it."""
+        return publish.identity(self.ctx.db, self.ctx.root, self.actor, create, rotate, origin)
+
+    def add_cosignatures(self, cosigned: bytes, witnesses: list[str]) -> dict[str, Any]:
+        """Keep witnesses' cosignatures (a note `copytrail witness cosign` wrote)."""
+        return publish.add_cosignatures(self.ctx.db, self.ctx.root, self.actor, cosigned, witnesses)
+
+    def published_checkpoint(self) -> str:
+        """The latest signed checkpoint note, cosignatures included."""
+        return publish.latest_note(self.ctx.db)
+
+    def consistency(self, old_size: int, new_size: int | None = None) -> dict[str, Any]:
+        """Proof that the tree of `new_size` events extends the tree of `old_size` events."""
+        with read_connection(self.ctx.db) as conn:
+            return checkpoints.consistency(conn, old_size, new_size)
+
+    def evidence(
+        self,
+        out: str | os.PathLike,
+        copy: str | int | None = None,
+        work: str | None = None,
+        list_name: str | None = None,
+        deletion: int | None = None,
+    ) -> dict[str, Any]:
+        """A self-contained bundle (zip) of records, events, inclusion proofs and the signed
+        checkpoint for a copy, a work of a list, or a deletion; checked by verify_bundle."""
+        return bundles.write_bundle(self.ctx, out, copy, work, list_name, deletion)
 
     def prove(self, event_seq: int, checkpoint_id: int | None = None) -> dict[str, Any]:
         with read_connection(self.ctx.db) as conn:
             return checkpoints.prove(conn, event_seq, checkpoint_id)
 
-    def verify(self, quick: bool = False, progress: Any = None) -> VerifyReport:
-        return checker.check_library(self.ctx.db, self.store, quick, progress)
+    def verify(
+        self,
+        quick: bool = False,
+        progress: Any = None,
+        against: list[str | os.PathLike] | None = None,
+        tsa_ca: str | os.PathLike | None = None,
+    ) -> VerifyReport:
+        """Check log, catalog and store; `against`: checkpoints others hold (files, or a
+        witness's folder) the log must extend; `tsa_ca`: the CA time-stamps must chain to."""
+        held = [Path(p) for p in against or []]
+        return checker.check_library(
+            self.ctx.db, self.store, quick, progress, held, Path(tsa_ca) if tsa_ca else None
+        )

@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from copytrail.ledger import merkle
-from copytrail.ledger.checkpoint import inclusion_ranges
+from copytrail.ledger.tree import inclusion_ranges
 
 # RFC 6962 / 9162 reference leaves and roots (certificate-transparency test data).
 LEAVES = [

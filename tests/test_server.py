@@ -32,14 +32,15 @@ def _free_port() -> int:
 
 
 class Server:
-    def __init__(self, library: Path, port: int) -> None:
-        self.library, self.port = library, port
+    def __init__(self, library: Path, port: int, guard: str | None = "books") -> None:
+        self.library, self.port, self.guard = library, port, guard
         self.url = f"http://127.0.0.1:{port}"
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> None:
         cmd = [sys.executable, "-m", "copytrail.cli.main", "--library", str(self.library)]
-        cmd += ["serve", "--port", str(self.port), "--guard", "books", "--max-body", "200000"]
+        cmd += ["serve", "--port", str(self.port), "--max-body", "200000"]
+        cmd += ["--guard", self.guard] if self.guard else []
         self.proc = subprocess.Popen(
             cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
         )

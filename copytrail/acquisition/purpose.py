@@ -104,4 +104,3 @@ def list_purposes(ctx: Context, history: bool = False) -> list[dict[str, Any]]:
     if history:
         return rows
     return [declared[-1] for declared in out.values()]
-

@@ -64,9 +64,7 @@ def _considered(ctx: Context, policy: Policy) -> list[dict[str, Any]]:
         return [labelled(r) for r in conn.execute(q)]
 
 
-def _works_exclusions(
-    ctx: Context, policy: Policy, ids: list[int]
-) -> dict[int, tuple[str, str]]:
+def _works_exclusions(ctx: Context, policy: Policy, ids: list[int]) -> dict[int, tuple[str, str]]:
     """copy id -> (rule, detail) for copies the audit matcher ties to an excluded work."""
     from copytrail.audit.match import Auditor
     from copytrail.audit.run import list_works
@@ -88,9 +86,7 @@ def _works_exclusions(
     return out
 
 
-def build_corpus(
-    ctx: Context, name: str, policy_path: str | os.PathLike
-) -> dict[str, Any]:
+def build_corpus(ctx: Context, name: str, policy_path: str | os.PathLike) -> dict[str, Any]:
     if not name or not all(c.isalnum() or c in "-_.@" for c in name) or name.startswith("."):
         raise InvalidInput(f"corpus name {name!r} must be letters, digits, '-', '_', '.' or '@'")
     policy = load_policy(policy_path)

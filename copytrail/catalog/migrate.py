@@ -7,6 +7,8 @@ from sqlalchemy import Connection, Engine, insert, inspect, select, text
 
 from copytrail.catalog.schema import SCHEMA_VERSION
 from copytrail.errors import CopytrailError
+from copytrail.ledger import tree
+from copytrail.ledger.checkpoint import latest_checkpoint
 from copytrail.ledger.db import read_connection, write_transaction
 from copytrail.ledger.schema import meta, metadata
 
@@ -25,6 +27,7 @@ def migrate(db: Engine) -> None:
             )
         elif int(row.value) < SCHEMA_VERSION:
             _migrate_columns(conn)
+            _store_tree_nodes(conn)
             conn.execute(
                 meta.update()
                 .where(meta.c.key == "schema_version")
@@ -45,8 +48,20 @@ def ensure_current(db: Engine, url: str) -> None:
         migrate(db)
 
 
+def _store_tree_nodes(conn: Connection) -> None:
+    """Schema 10 keeps the tree's interior nodes: build them up to the latest checkpoint so
+    proofs against existing checkpoints work at once."""
+    last = latest_checkpoint(conn)
+    if last is not None and tree.stored_size(conn) != last.tree_size:
+        tree.extend(conn, None, upto=last.tree_size)
+
+
 def _migrate_columns(conn: Connection) -> None:
     """Columns added to tables that older libraries already have."""
     have = {c["name"] for c in inspect(conn).get_columns("works")}
     if "text_source_sha256" not in have:  # schema 2 -> 3
         conn.execute(text("ALTER TABLE works ADD COLUMN text_source_sha256 VARCHAR(64)"))
+    have = {c["name"] for c in inspect(conn).get_columns("checkpoints")}
+    for column in ("note", "timestamp_token"):  # schema 9 -> 10: signed checkpoints
+        if column not in have:
+            conn.execute(text(f"ALTER TABLE checkpoints ADD COLUMN {column} TEXT"))

@@ -165,9 +165,7 @@ def find_copy(conn: Connection, ref: str | int) -> dict[str, Any]:
             )
         rows = conn.execute(
             full_copy_query()
-            .where(
-                or_(copies.c.sha256.like(ref_s + "%"), copies.c.text_sha256.like(ref_s + "%"))
-            )
+            .where(or_(copies.c.sha256.like(ref_s + "%"), copies.c.text_sha256.like(ref_s + "%")))
             .limit(20)
         ).all()
     if not rows:

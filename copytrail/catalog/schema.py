@@ -19,9 +19,9 @@ from sqlalchemy import (
 
 from copytrail.ledger.schema import metadata
 
-SCHEMA_VERSION = 9  # 2: works lists, audits, matches; 3: works.text_source_sha256; 4: api_keys
+SCHEMA_VERSION = 10  # 2: works lists, audits, matches; 3: works.text_source_sha256; 4: api_keys
 # 5: corpora, corpus_docs; 6: runs; 7: holds, deletions (fingerprints joined the schema in 7)
-# 8: boilerplate; 9: purchases, scans, purposes
+# 8: boilerplate; 9: purchases, scans, purposes; 10: signed checkpoints, tree_nodes
 
 sources = Table(
     "sources",

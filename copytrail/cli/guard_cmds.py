@@ -1,4 +1,5 @@
-"""CLI for the guard: `guard index|ls`, `check`, `search`, `key add|ls|revoke`, `serve`."""
+"""CLI for the guard: `guard index|ls`, `check`, `search`, `key add|ls|revoke|identity`,
+`serve`."""
 
 from __future__ import annotations
 
@@ -222,6 +223,37 @@ def register(app: typer.Typer, open_lib: Callable[[], Any]) -> None:
                     f"{safe(_flat(s['after']))}…",
                     markup=True,
                 )
+
+    @key_app.command("identity")
+    def key_identity(
+        create: Annotated[
+            bool, typer.Option("--create", help="Give the log an Ed25519 signing key.")
+        ] = False,
+        rotate: Annotated[
+            bool, typer.Option("--rotate", help="Replace the key (the old one endorses it).")
+        ] = False,
+        origin: Annotated[
+            str | None,
+            typer.Option(
+                "--origin", help="The log's name in its checkpoints, e.g. example.com/books."
+            ),
+        ] = None,
+        json_out: JsonOpt = False,
+    ) -> None:
+        """The log's signing identity: the verifier key others pin to check its checkpoints.
+        The private key stays in a file outside the ledger ($COPYTRAIL_SIGNING_KEY)."""
+        with open_lib() as lib:
+            ident = lib.signing_identity(create, rotate, origin)
+        if json_out:
+            emit_json(ident)
+            return
+        out.print(f"origin     {safe(ident['origin'])}")
+        out.print(f"vkey       {safe(ident['vkey'])}")
+        present = "" if ident["key_file_present"] else "  [red](missing)[/]"
+        out.print(f"key file   {safe(ident['key_file'])}{present}")
+        for h in ident["history"]:
+            what = h.get("witness_vkey") or h.get("vkey")
+            out.print(f"  event {h['event_seq']} {safe(h['action'])} {safe(what)}")
 
     @key_app.command("add")
     def key_add(

@@ -13,9 +13,10 @@ from copytrail.catalog.records import SOURCE_KINDS
 from copytrail.cli.acquisition_cmds import register as register_acquisition_commands
 from copytrail.cli.build_cmds import register as register_build_commands
 from copytrail.cli.guard_cmds import register as register_guard_commands
-from copytrail.cli.options import JsonOpt, WorkersOpt, open_library, state
+from copytrail.cli.options import JsonOpt, WorkersOpt, open_library, read_small, state
 from copytrail.cli.render import emit_json, emit_json_lines, err, human_bytes, out, safe, table
 from copytrail.cli.retention_cmds import register as register_retention_commands
+from copytrail.cli.trust_cmds import register as register_trust_commands
 from copytrail.errors import CopytrailError
 
 app = typer.Typer(
@@ -418,8 +419,7 @@ def works_import(
     )
     for e in r.errors[:50]:
         out.print(
-            f"  [red]line {e['line']}[/] ({safe(e['work_id'] or 'no id')}): "
-            f"{safe(e['reason'])}"
+            f"  [red]line {e['line']}[/] ({safe(e['work_id'] or 'no id')}): {safe(e['reason'])}"
         )
     if len(r.errors) > 50:
         out.print(f"  … {len(r.errors) - 50} more; see them all with --json")
@@ -564,14 +564,48 @@ def where(
 
 # ---- integrity -----------------------------------------------------------------------------
 @app.command()
-def checkpoint(json_out: JsonOpt = False) -> None:
-    """Record an RFC 9162 Merkle tree head over all events so far."""
+def checkpoint(
+    tsa: Annotated[
+        str | None,
+        typer.Option("--tsa", help="Also get an RFC 3161 time-stamp from this TSA URL."),
+    ] = None,
+    cosigned: Annotated[
+        Path | None,
+        typer.Option(
+            "--cosigned", help="Keep the cosignatures in this note (from `witness cosign`)."
+        ),
+    ] = None,
+    witness: Annotated[
+        list[str] | None,
+        typer.Option("--witness", help="Verifier key of a witness whose cosignature to keep."),
+    ] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Record an RFC 9162 Merkle tree head over all events so far; signed as a C2SP checkpoint
+    (published under LIBRARY/log/) once the log has a key (`key identity --create`)."""
     with open_library() as lib:
-        cp = lib.checkpoint()
+        if cosigned is not None:
+            r = lib.add_cosignatures(read_small(cosigned), witness or [])
+            if json_out:
+                return emit_json(r)
+            who = ", ".join(safe(w) for w in r["cosigned_by"])
+            out.print(
+                f"checkpoint #{r['checkpoint_id']} (tree size {r['tree_size']}) now "
+                f"carries the cosignature of {who}"
+            )
+            return None
+        cp = lib.checkpoint(tsa)
     if json_out:
         return emit_json(cp)
     what = "new checkpoint" if cp["new"] else "no new events; latest checkpoint"
     out.print(f"{safe(what)} #{cp['id']}: tree size {cp['tree_size']}, root {cp['root_hash']}")
+    if cp.get("published"):
+        out.print(f"signed checkpoint written to {safe(cp['published'])}")
+    else:
+        out.print("not signed: `copytrail key identity --create` gives the log a signing key")
+    if cp.get("timestamp"):
+        ts = cp["timestamp"]
+        out.print(f"time-stamped {safe(ts['gen_time'])} by {safe(ts['tsa'])}")
 
 
 @app.command()
@@ -619,9 +653,22 @@ def verify(
             "--proof", help="Only check a saved inclusion proof file (no library needed)."
         ),
     ] = None,
+    against: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--against",
+            help="A checkpoint someone else holds (file, or a witness's folder): the log must "
+            "extend it. Repeatable.",
+        ),
+    ] = None,
+    tsa_ca: Annotated[
+        Path | None,
+        typer.Option("--tsa-ca", help="CA certificate (PEM) time-stamp tokens must chain to."),
+    ] = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Check the event chain, checkpoints, tables and blobs. Exit 0 when intact, 1 when not."""
+    """Check the event chain, tree, signed checkpoints, tables and blobs. Exit 0 when intact,
+    1 when not."""
     if proof is not None:
         import json
 
@@ -640,7 +687,7 @@ def verify(
     from copytrail.cli.progress import RichPhaseProgress
 
     with open_library() as lib, RichPhaseProgress() as progress:
-        r = lib.verify(quick=quick, progress=progress)
+        r = lib.verify(quick=quick, progress=progress, against=against, tsa_ca=tsa_ca)
     if json_out:
         emit_json(r.as_dict())
     else:
@@ -649,6 +696,17 @@ def verify(
             f"checked {c.get('events', 0)} events, {c.get('checkpoints', 0)} checkpoints, "
             f"{c.get('blobs_referenced', 0)} blobs"
         )
+        if r.against is not None:
+            a = r.against
+            out.print(
+                f"against {a['held']} held checkpoints: {a['consistent']} consistent"
+                + (f", largest size {a['largest_consistent_size']}" if a["consistent"] else "")
+                + (
+                    f"; [red]first divergent tree size {a['first_divergent_size']}[/]"
+                    if a["first_divergent_size"]
+                    else ""
+                )
+            )
         for note in r.notes:
             out.print(f"[yellow]note[/]: {safe(note)}")
         for p in r.problems:
@@ -665,6 +723,7 @@ register_guard_commands(app, open_library)
 register_build_commands(app, open_library)
 register_retention_commands(app, open_library)
 register_acquisition_commands(app, open_library)
+register_trust_commands(app, open_library)
 
 
 def main() -> None:

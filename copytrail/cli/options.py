@@ -7,9 +7,7 @@ from typing import Annotated, Any
 import typer
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
-WorkersOpt = Annotated[
-    int | None, typer.Option(help="Worker processes (default: all cores).")
-]
+WorkersOpt = Annotated[int | None, typer.Option(help="Worker processes (default: all cores).")]
 
 
 class State:
@@ -31,3 +29,19 @@ def open_library(workers: int | None = None) -> Any:
 
     executor = LocalEngine(workers, inline_bytes=0) if workers else None
     return Library.open(state.library, db=state.db, executor=executor)
+
+
+def read_small(path: Any, limit: int = 1 << 20) -> bytes:
+    """A small input file (a note, a proof), refused with a reason when missing or too big."""
+    from pathlib import Path
+
+    from copytrail.errors import InvalidInput
+
+    p = Path(path)
+    if not p.is_file():
+        raise InvalidInput(f"{p}: no such file")
+    with open(p, "rb") as f:
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise InvalidInput(f"{p} is larger than {limit} bytes; is it the right file?")
+    return data

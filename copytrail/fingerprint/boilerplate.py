@@ -159,4 +159,3 @@ def list_passages(ctx: Context) -> list[dict[str, Any]]:
         for r in conn.execute(select(boilerplate).order_by(boilerplate.c.id)):
             out.append({"origin": "library", **r._asdict()})
     return out
-

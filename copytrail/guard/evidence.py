@@ -209,5 +209,3 @@ class Evidence:
                 }
             )
         return out
-
-

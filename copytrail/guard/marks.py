@@ -49,9 +49,7 @@ def _cover(starts: np.ndarray, k: int, length: int) -> np.ndarray:
     return counts[hi] - counts[lo] > 0
 
 
-def compute(
-    segments: list[Segment], known: np.ndarray, k: int, max_texts: int
-) -> list[np.ndarray]:
+def compute(segments: list[Segment], known: np.ndarray, k: int, max_texts: int) -> list[np.ndarray]:
     """A boolean mask per segment over its token positions."""
     per_seg = [_kgrams(s, k) for s in segments]
     # Text frequency of every k-gram over the whole index: each text's distinct k-grams, then

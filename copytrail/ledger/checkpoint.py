@@ -1,56 +1,39 @@
 """Merkle checkpoints over the event log and inclusion proofs for single events.
 
 Leaf i (0-based) of the tree is H(0x00 || bytes of event seq i+1's hash). A checkpoint stores the
-tree size and root; it also keeps the compact range (the O(log n) stack of perfect subtree roots),
-so the next checkpoint hashes only the events added since.
+tree size and root, the signed note when the log has a signing key, and the compact range (the
+O(log n) stack of perfect subtree roots), so the next checkpoint hashes only the events added
+since. Proofs read the stored interior nodes (tree.py).
 """
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
-import orjson
-from sqlalchemy import Connection, func, insert, select
+from sqlalchemy import Connection, func, insert, select, update
 
 from copytrail.errors import InvalidInput, NotFound
-from copytrail.ledger import merkle
+from copytrail.ledger import merkle, note, tree
 from copytrail.ledger.events import utc_now
+from copytrail.ledger.note import Signer
 from copytrail.ledger.schema import checkpoints, events
-
-_BATCH = 20_000
-
-
-def iter_leaf_hashes(conn: Connection, start_seq: int = 1, end_seq: int | None = None):  # type: ignore[no-untyped-def]
-    seq = start_seq
-    while end_seq is None or seq <= end_seq:
-        q = select(events.c.seq, events.c.hash).where(events.c.seq >= seq)
-        if end_seq is not None:
-            q = q.where(events.c.seq <= end_seq)
-        rows = conn.execute(q.order_by(events.c.seq).limit(_BATCH)).all()
-        if not rows:
-            return
-        for r in rows:
-            yield merkle.leaf_hash(bytes.fromhex(r.hash))
-        seq = rows[-1].seq + 1
 
 
 def latest_checkpoint(conn: Connection) -> Any:
     return conn.execute(select(checkpoints).order_by(checkpoints.c.id.desc()).limit(1)).first()
 
 
-def make_checkpoint(conn: Connection, actor: str) -> dict[str, Any]:
-    """Runs under the write lock so no event lands between reading the tail and recording."""
+def make_checkpoint(conn: Connection, actor: str, signer: Signer | None = None) -> dict[str, Any]:
+    """Runs under the write lock so no event lands between reading the tail and recording.
+    With a signer, the tree head is also a signed C2SP checkpoint note."""
     last = latest_checkpoint(conn)
-    cr = merkle.CompactRange()
-    start = 1
-    if last is not None and last.compact_range:
-        state = orjson.loads(last.compact_range)
-        cr._stack = [(s, bytes.fromhex(h)) for s, h in state["stack"]]
-        cr.size = state["size"]
-        start = cr.size + 1
-    for leaf in iter_leaf_hashes(conn, start):
-        cr.append_leaf_hash(leaf)
+    cr = tree.extend(conn, (last.tree_size, last.compact_range) if last is not None else None)
     if last is not None and cr.size == last.tree_size:
+        if signer is not None and not _signed_by(last.note, signer):
+            signed = _sign(signer, last.tree_size, bytes.fromhex(last.root_hash))
+            conn.execute(update(checkpoints).where(checkpoints.c.id == last.id).values(note=signed))
+            return _checkpoint_dict(last) | {"note": signed, "new": False, "signed_now": True}
         return _checkpoint_dict(last) | {"new": False}
     row = {
         "id": (last.id + 1) if last else 1,
@@ -58,33 +41,32 @@ def make_checkpoint(conn: Connection, actor: str) -> dict[str, Any]:
         "root_hash": cr.root().hex(),
         "time": utc_now(),
         "actor": actor,
-        "compact_range": orjson.dumps(
-            {"size": cr.size, "stack": [[s, h.hex()] for s, h in cr._stack]}
-        ).decode(),
+        "compact_range": tree.compact_state(cr),
+        "note": _sign(signer, cr.size, cr.root()) if signer is not None else None,
+        "timestamp_token": None,
     }
     conn.execute(insert(checkpoints), [row])
     return _checkpoint_dict(row) | {"new": True}
 
 
+def _sign(signer: Signer, size: int, root: bytes) -> str:
+    text = note.Checkpoint(signer.name, size, root).text()
+    return text.decode() + "\n" + signer.sign_line(text)
+
+
+def _signed_by(note_text: str | None, signer: Signer) -> bool:
+    if not note_text:
+        return False
+    try:
+        return signer.verifier.vkey in note.parse_note(note_text).signed_by([signer.verifier])
+    except note.NoteError:
+        return False
+
+
 def _checkpoint_dict(row: Any) -> dict[str, Any]:
     get = row.get if isinstance(row, dict) else lambda k: getattr(row, k)
-    return {k: get(k) for k in ("id", "tree_size", "root_hash", "time", "actor")}
-
-
-def inclusion_ranges(index: int, size: int) -> list[tuple[int, int]]:
-    """The [lo, hi) leaf ranges whose roots form the audit path of `index`, leaf-side first."""
-    ranges = []
-    lo, hi = 0, size
-    while hi - lo > 1:
-        k = 1 << ((hi - lo - 1).bit_length() - 1)
-        if index < lo + k:
-            ranges.append((lo + k, hi))
-            hi = lo + k
-        else:
-            ranges.append((lo, lo + k))
-            lo = lo + k
-    ranges.reverse()
-    return ranges
+    keys = ("id", "tree_size", "root_hash", "time", "actor", "note", "timestamp_token")
+    return {k: get(k) for k in keys}
 
 
 def prove(conn: Connection, seq: int, checkpoint_id: int | None = None) -> dict[str, Any]:
@@ -103,17 +85,7 @@ def prove(conn: Connection, seq: int, checkpoint_id: int | None = None) -> dict[
             f"event {seq} is not yet under a checkpoint; run `copytrail checkpoint` and try again"
         )
     index, size = seq - 1, cp.tree_size
-    ranges = inclusion_ranges(index, size)
-    # One streaming pass over the leaves computes every path node: O(log n) memory.
-    builders = [merkle.CompactRange() for _ in ranges]
-    owner = sorted(range(len(ranges)), key=lambda i: ranges[i][0])
-    pos = 0
-    for leaf_no, leaf in enumerate(iter_leaf_hashes(conn, 1, size)):
-        while pos < len(owner) and ranges[owner[pos]][1] <= leaf_no:
-            pos += 1
-        if pos < len(owner) and ranges[owner[pos]][0] <= leaf_no < ranges[owner[pos]][1]:
-            builders[owner[pos]].append_leaf_hash(leaf)
-    path = [b.root() for b in builders]
+    path = tree.inclusion_path(conn, index, size)
     leaf = merkle.leaf_hash(bytes.fromhex(ev.hash))
     root = bytes.fromhex(cp.root_hash)
     return {
@@ -124,6 +96,7 @@ def prove(conn: Connection, seq: int, checkpoint_id: int | None = None) -> dict[
         "root_hash": cp.root_hash,
         "checkpoint_id": cp.id,
         "checkpoint_time": cp.time,
+        "checkpoint_note": cp.note,
         "path": [p.hex() for p in path],
         "leaf_hash": leaf.hex(),
         "verified": merkle.verify_inclusion(index, size, leaf, path, root),
@@ -132,3 +105,77 @@ def prove(conn: Connection, seq: int, checkpoint_id: int | None = None) -> dict[
             "and compare with root_hash; `python copytrail/ledger/merkle.py proof.json` does it"
         ),
     }
+
+
+def consistency(conn: Connection, old_size: int, new_size: int | None = None) -> dict[str, Any]:
+    """A proof (RFC 9162 section 2.1.4) that the tree of `new_size` events (default: the latest
+    checkpoint) extends the tree of `old_size` events, from the stored nodes."""
+    last = latest_checkpoint(conn)
+    if last is None:
+        raise InvalidInput("no checkpoint yet: run `copytrail checkpoint` first")
+    new_size = last.tree_size if new_size is None else new_size
+    if not 0 < old_size <= new_size:
+        raise InvalidInput(
+            f"a consistency proof goes from a smaller tree to a larger one (1 <= OLD <= NEW), "
+            f"not {old_size} -> {new_size}"
+        )
+    if new_size > last.tree_size:
+        raise InvalidInput(
+            f"the latest checkpoint covers {last.tree_size} events, not {new_size}; run "
+            "`copytrail checkpoint` first"
+        )
+    old_root, new_root = tree.root_at(conn, old_size), tree.root_at(conn, new_size)
+    path = tree.consistency_path(conn, old_size, new_size)
+    return {
+        "old_size": old_size,
+        "new_size": new_size,
+        "old_root": old_root.hex(),
+        "new_root": new_root.hex(),
+        "path": [p.hex() for p in path],
+        "verified": merkle.verify_consistency(old_size, new_size, old_root, new_root, path),
+        "how_to_verify": (
+            "fold the path per RFC 9162 section 2.1.4.2 from old_root; it must give both old_root "
+            "and new_root; merkle.verify_consistency in copytrail/ledger/merkle.py does it"
+        ),
+    }
+
+
+def checkpoint_by_id(conn: Connection, checkpoint_id: int) -> Any:
+    return conn.execute(select(checkpoints).where(checkpoints.c.id == checkpoint_id)).first()
+
+
+def add_cosignatures(conn: Connection, cosigned: str, witnesses: list[note.Verifier]) -> dict:
+    """Keep a witness's cosignature on the checkpoint it signed: the note's text must be one of
+    ours, and each given witness key must have signed it."""
+    n = note.parse_note(cosigned)
+    cp = note.parse_checkpoint(n.text)
+    rows = conn.execute(
+        select(checkpoints).where(
+            checkpoints.c.tree_size == cp.size, checkpoints.c.note.is_not(None)
+        )
+    ).all()
+    mine = next((r for r in rows if note.parse_note(r.note).text == n.text), None)
+    if mine is None:
+        raise InvalidInput(
+            f"this log signed no checkpoint of size {cp.size} with root "
+            f"{cp.root.hex()[:16]}...; the witness signed another log's head"
+        )
+    signed = n.signed_by(witnesses)
+    if not signed:
+        raise InvalidInput("none of the given witness keys cosigned this checkpoint")
+    lines = "".join(
+        note.DASH + name + " " + base64.b64encode(k + s).decode() + "\n"
+        for name, k, s in n.signatures
+        if any(w.name == name and w.key_id == k for w in witnesses)
+    )
+    merged = note.add_signatures(note.parse_note(mine.note), lines).render()
+    conn.execute(update(checkpoints).where(checkpoints.c.id == mine.id).values(note=merged))
+    return {"checkpoint_id": mine.id, "tree_size": cp.size, "cosigned_by": sorted(signed)}
+
+
+def set_timestamp(conn: Connection, checkpoint_id: int, token_b64: str) -> None:
+    conn.execute(
+        update(checkpoints)
+        .where(checkpoints.c.id == checkpoint_id)
+        .values(timestamp_token=token_b64)
+    )

@@ -40,6 +40,7 @@ EVENT_TYPES = (
     "produced",  # an output (report, certificate, audit) was produced
     "access",  # an API key was granted or revoked (who could read what, and when)
     "declared",  # a passage was declared boilerplate, or a purpose for a source or dataset
+    "signing",  # the log's signing key was created or rotated, or a witness key was trusted
 )
 
 

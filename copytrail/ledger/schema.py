@@ -1,6 +1,7 @@
 """The log's tables (SQLAlchemy Core): the hash-chained events, the Merkle checkpoints over them,
-and the schema marker. They know nothing of copies or works: the catalog's tables, defined on the
-same `metadata` in copytrail/catalog/schema.py, are indexes of the events."""
+the tree's stored interior nodes and the schema marker. They know nothing of copies or works:
+the catalog's tables, defined on the same `metadata` in copytrail/catalog/schema.py, are
+indexes of the events."""
 
 from __future__ import annotations
 
@@ -47,4 +48,19 @@ checkpoints = Table(
     Column("time", String(40), nullable=False),
     Column("actor", String(200), nullable=False),
     Column("compact_range", Text),  # JSON: the O(log n) state to extend the tree from here
+    Column("note", Text),  # the C2SP signed note (tlog-checkpoint), with any cosignatures
+    Column("timestamp_token", Text),  # base64 DER RFC 3161 token over the note text
+)
+Index("ix_checkpoints_tree_size", checkpoints.c.tree_size)
+
+# Interior nodes of the Merkle tree over the events: the root of each perfect, aligned subtree
+# of 2**level leaves starting at leaf idx * 2**level, for level >= tree.STORED_LEVEL (the levels
+# below are a handful of leaves, hashed from the events when needed). Inclusion and consistency
+# proofs read O(log n) rows from here instead of rehashing every leaf.
+tree_nodes = Table(
+    "tree_nodes",
+    metadata,
+    Column("level", Integer, primary_key=True, autoincrement=False),
+    Column("idx", BigInteger, primary_key=True, autoincrement=False),
+    Column("hash", String(64), nullable=False),
 )

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import orjson
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request, WebSocket
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, Field, field_validator
 from starlette.concurrency import run_in_threadpool
 from starlette.websockets import WebSocketDisconnect
@@ -45,6 +45,7 @@ MIN_WORDS_FLOOR = 8
 MAX_MIN_WORDS = 100_000
 CHECK_SECONDS = 10.0  # time budget of one check request or one stream message
 DISCONNECT_POLL = 0.05  # seconds between looks at whether an HTTP client is still there
+LogSize = Annotated[int, Query(ge=1, le=1 << 62)]  # a tree size or event number
 
 
 def _utf8(value: str | None) -> str | None:
@@ -402,6 +403,30 @@ def create_app(
     @app.get("/v1/keys", tags=["admin"])
     def keys(_who: dict = needs("admin")) -> list[dict[str, Any]]:
         return lib.keys()
+
+    # ---- the log's public face: hashes and signatures only, so no key is needed ------------
+    @app.get("/v1/log/checkpoint", tags=["log"], response_class=PlainTextResponse)
+    def log_checkpoint() -> str:
+        """The latest signed checkpoint (C2SP tlog-checkpoint), with witness cosignatures."""
+        return lib.published_checkpoint()
+
+    @app.get("/v1/log/consistency", tags=["log"])
+    def log_consistency(old: LogSize, new: LogSize | None = None) -> dict[str, Any]:
+        """RFC 9162 consistency proof from tree size `old` to `new` (default: the latest)."""
+        return lib.consistency(old, new)
+
+    @app.get("/v1/log/inclusion", tags=["log"])
+    def log_inclusion(seq: LogSize, checkpoint: LogSize | None = None) -> dict[str, Any]:
+        """RFC 9162 inclusion proof of event `seq` in a checkpointed tree."""
+        return lib.prove(seq, checkpoint)
+
+    @app.get("/v1/log/key", tags=["log"])
+    def log_key() -> dict[str, Any]:
+        """The log's verifier key and its history (creations, rotations, witnesses)."""
+        ident = lib.signing_identity()
+        ident.pop("key_file", None)
+        ident.pop("key_file_present", None)
+        return ident
 
     app.add_middleware(BodyLimit, max_body=max_body)
     return app

@@ -18,7 +18,7 @@ _FONT_OBFUSCATION = ("http://www.idpf.org/2008/embedding", "http://ns.adobe.com/
 def _xml(data: bytes):  # type: ignore[no-untyped-def]
     from lxml import etree
 
-    if b"<!ENTITY" in data[:1 << 20] or b"<!entity" in data[:1 << 20]:
+    if b"<!ENTITY" in data[: 1 << 20] or b"<!entity" in data[: 1 << 20]:
         # EPUB XML has no use for entity declarations; they are how billion-laughs attacks work.
         raise Refused("EPUB XML declares entities (entity expansion is refused)")
 

@@ -1,0 +1,1 @@
+"""Evidence bundles: records, events and proofs in one file anyone can check offline."""
