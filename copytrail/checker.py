@@ -3,7 +3,8 @@
 Like `git fsck` or restic's checker, one pass cross-checks the three parts of a library:
 1. the log (ledger/verify.py): the event chain and the checkpoints;
 2. the catalog against the log: each copy row has the ingested event that created it, with the
-   same hashes, path and status; sources and datasets likewise;
+   same hashes, path and status; sources and datasets likewise; corpora and their fates, runs,
+   holds, works lists, audits and their matches, and API keys row by row (catalog/custody.py);
 3. the store against the catalog: every blob a present copy names exists and hashes to its
    name; the blobs of deleted copies are gone unless a present copy shares them.
 Blobs no copy names (left by an ingest killed before its transaction committed) are harmless and
@@ -20,8 +21,17 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, select
 
+from copytrail.catalog.custody import CustodyEvents
 from copytrail.catalog.records import copy_event_payload
-from copytrail.catalog.schema import copies, datasets, deletions, sources, works
+from copytrail.catalog.schema import (
+    boilerplate,
+    copies,
+    datasets,
+    deletions,
+    purposes,
+    sources,
+    works,
+)
 from copytrail.ledger.against import check_against, read_held
 from copytrail.ledger.db import read_connection
 from copytrail.ledger.events import Event
@@ -83,7 +93,9 @@ def check_catalog(conn: Connection, log: Iterator[Event], report: VerifyReport) 
     deleted: set[int] = set()
     copy_iter = _iter_copies(conn)
     pending_copy = next(copy_iter, None)
+    custody = CustodyEvents()
     for ev in log:
+        custody.see(ev)
         if ev.type == "ingested" and "copy_id" in ev.subjects:
             cid = ev.subjects["copy_id"]
             while pending_copy is not None and pending_copy.id < cid:
@@ -105,6 +117,7 @@ def check_catalog(conn: Connection, log: Iterator[Event], report: VerifyReport) 
         report.problem(f"source {sid}: no acquired event records it")
     for did in set(ds_rows) - seen_datasets:
         report.problem(f"dataset {did}: no acquired event records it")
+    custody.check(conn, report)
     return deleted
 
 
@@ -173,7 +186,7 @@ def check_store(
     """Check 3, plus orphan and temporary-file notes. `unfinished`: copies of a deletion that
     was interrupted before its certificate was written; their leftover blobs are a note (the
     next `copytrail delete` removes them), not a problem."""
-    live: dict[str, list[int]] = {}
+    live: dict[str, list[str]] = {}
     gone: dict[str, list[int]] = {}
     for row in _iter_copies(conn):
         is_deleted = row.status == "deleted"
@@ -182,13 +195,23 @@ def check_store(
                 f"copy {row.id}: status {row.status!r} but the events say "
                 f"{'deleted' if row.id in deleted_by_events else 'present'}"
             )
-        target = gone if is_deleted else live
         for sha in {row.sha256, row.text_sha256} - {None}:
-            target.setdefault(sha, []).append(row.id)
-    # Reference texts of works lists are blobs the library must keep as well.
+            if is_deleted:
+                gone.setdefault(sha, []).append(row.id)
+            else:
+                live.setdefault(sha, []).append(f"copy {row.id}")
+    # Reference texts of works lists, declared boilerplate passages and purpose documents are
+    # blobs the library must keep as well.
     for row in conn.execute(select(works.c.id, works.c.text_sha256, works.c.text_source_sha256)):
         for sha in {row.text_sha256, row.text_source_sha256} - {None}:
-            live.setdefault(sha, []).append(-row.id)
+            live.setdefault(sha, []).append(f"work {row.id}")
+    for row in conn.execute(select(boilerplate.c.name, boilerplate.c.text_sha256)):
+        live.setdefault(row.text_sha256, []).append(f"boilerplate {row.name!r}")
+    q = select(purposes.c.id, purposes.c.document_sha256).where(
+        purposes.c.document_sha256.is_not(None)
+    )
+    for row in conn.execute(q):
+        live.setdefault(row.document_sha256, []).append(f"purpose {row.id}")
     report.counts.update(blobs_referenced=len(live))
     if progress:
         progress("blobs", 0, len(live))
@@ -201,8 +224,7 @@ def check_store(
     with ThreadPoolExecutor(max_workers=BLOB_CHECK_THREADS) as pool:
         for sha, err in pool.map(check, live, chunksize=64):
             if err:
-                owners = [f"copy {i}" if i > 0 else f"work {-i}" for i in live[sha][:5]]
-                report.problem(f"blob {sha} ({', '.join(owners)}): {err}")
+                report.problem(f"blob {sha} ({', '.join(live[sha][:5])}): {err}")
             if progress:
                 progress("blobs", 1, None)
     leftovers = 0

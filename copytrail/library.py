@@ -519,10 +519,11 @@ class Library:
         work: str | None = None,
         list_name: str | None = None,
         deletion: int | None = None,
+        progress: Any = None,
     ) -> dict[str, Any]:
         """A self-contained bundle (zip) of records, events, inclusion proofs and the signed
         checkpoint for a copy, a work of a list, or a deletion; checked by verify_bundle."""
-        return bundles.write_bundle(self.ctx, out, copy, work, list_name, deletion)
+        return bundles.write_bundle(self.ctx, out, copy, work, list_name, deletion, progress)
 
     def prove(self, event_seq: int, checkpoint_id: int | None = None) -> dict[str, Any]:
         with read_connection(self.ctx.db) as conn:

@@ -3,6 +3,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ct() { echo; echo "\$ copytrail $*"; .venv/bin/copytrail "$@"; }
+raw() { .venv/bin/copytrail "$@"; }  # for values captured by the script, not shown
+jq_field() { .venv/bin/python -c "import json,sys; print(json.load(sys.stdin)['$1'])"; }
 
 export COPYTRAIL_LIBRARY=build/demo-library
 export COPYTRAIL_ACTOR="demo@copytrail"
@@ -67,7 +69,28 @@ ct uses --dataset scans@2025-05
 ct ls datasets
 ct ls copies --dataset example-press@2025-03
 ct stats
+
+echo; echo "# trust without trusting the operator: a signed tree head, a witness, an evidence bundle"
+ct key identity --create --origin demo.copytrail.invalid/library
 ct checkpoint
+WITNESS=build/demo-witness
+rm -rf "$WITNESS"
+ct witness init --state "$WITNESS" --name demo.witness.invalid/w1
+ct witness trust --state "$WITNESS" "$(raw key identity --json | jq_field vkey)"
+ct witness cosign --state "$WITNESS" --checkpoint build/demo-library/log/checkpoint --out build/cosigned.note
+ct checkpoint --cosigned build/cosigned.note --witness "$(cat "$WITNESS/witness.vkey")"
+ct hold add --matter "Roe v. Example AI, 26-cv-0077" --dataset example-press@2025-03
+ct checkpoint
+OLD=$(sed -n 2p "$WITNESS"/logs/*/checkpoint)
+raw consistency "$OLD" --json > build/consistency.json
+ct witness cosign --state "$WITNESS" --checkpoint build/demo-library/log/checkpoint \
+   --proof build/consistency.json --out build/cosigned.note
+ct checkpoint --cosigned build/cosigned.note --witness "$(cat "$WITNESS/witness.vkey")"
+ct verify --against "$WITNESS"
+ct evidence --copy 1 --out build/evidence-copy-1.zip
+.venv/bin/python tools/verify_bundle.py build/evidence-copy-1.zip \
+   --log-key "$(raw key identity --json | jq_field vkey)" --witness-key "$(cat "$WITNESS/witness.vkey")"
+ct evidence --work PG5200 --list demo-class --out build/evidence-PG5200.zip
 ct prove 5 --out build/proof-event-5.json
 ct verify
 ct verify --proof build/proof-event-5.json

@@ -109,9 +109,7 @@ def test_text_field_option_and_parquet(lib: Library, tmp_path: Path):
         for i in range(25)
     ]
     samples.write(tmp_path / "p.parquet", samples.make_parquet(rows, row_group_size=10))
-    s = lib.ingest(
-        [str(tmp_path / "p.parquet")], source="pg", dataset="pq", text_field="content"
-    )
+    s = lib.ingest([str(tmp_path / "p.parquet")], source="pg", dataset="pq", text_field="content")
     assert s.copies_added == 25 and s.unreadable == 0
     c = _by_path(lib)
     assert c["p.parquet#row=24"]["title"] == "T24"

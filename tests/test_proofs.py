@@ -56,9 +56,7 @@ def test_inclusion_vectors(probe):
 
 
 def test_generated_consistency_proofs_equal_the_published_ones():
-    happy = [
-        p for p in VECTORS["consistency"] if p["desc"] == "happy path" and p["size2"] <= 8
-    ]
+    happy = [p for p in VECTORS["consistency"] if p["desc"] == "happy path" and p["size2"] <= 8]
     assert len(happy) >= 4
     for p in happy:
         got = merkle.consistency_path(LEAVES[: p["size2"]], p["size1"])
@@ -121,8 +119,8 @@ def test_proofs_read_log_n_rows_not_every_leaf(tmp_path):
         lib.checkpoint()
         statements: list[str] = []
 
-        def count(conn, cursor, statement, *args):  # noqa: ARG001
-            statements.append(statement)
+        def count(conn, cursor, statement, *args, seen=statements):  # noqa: ARG001
+            seen.append(statement)
 
         sa_event.listen(lib.engine, "before_cursor_execute", count)
         lib.prove(77)

@@ -34,9 +34,7 @@ def library(tmp_path: Path):
     lib = Library.init(tmp_path / "lib")
     lib.add_source("pg", kind="public-domain")
     lib.add_source("pirate", kind="shadow-library")
-    lib.ingest(
-        [str(EXAMPLES / "11"), str(EXAMPLES / "5200")], source="pg", dataset="pg@1"
-    )
+    lib.ingest([str(EXAMPLES / "11"), str(EXAMPLES / "5200")], source="pg", dataset="pg@1")
     book = tmp_path / "secret" / "book.txt"
     book.parent.mkdir()
     _secret_book(book)

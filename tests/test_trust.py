@@ -82,7 +82,9 @@ def _rewrite_history(lib: Library, seq: int, truncate_after: int | None = None) 
             for r in rows:
                 ev = row_to_event(r)
                 payload = {**ev.payload, "note": "rewritten"} if r.seq == seq else ev.payload
-                h = chain_hash(prev, event_body(r.seq, r.type, r.time, r.actor, ev.subjects, payload))
+                h = chain_hash(
+                    prev, event_body(r.seq, r.type, r.time, r.actor, ev.subjects, payload)
+                )
                 conn.execute(
                     update(events)
                     .where(events.c.seq == r.seq)
@@ -242,13 +244,17 @@ def test_witness_over_http_from_serve(tmp_path):
         run_cli("witness", "init", "--state", str(state), "--name", "w.example/http")
         run_cli("witness", "trust", "--state", str(state), vkey)
         first = json.loads(
-            run_cli("witness", "cosign", "--state", str(state), "--url", server.url, "--json").stdout
+            run_cli(
+                "witness", "cosign", "--state", str(state), "--url", server.url, "--json"
+            ).stdout
         )
         assert first["previous_size"] is None
         _declare(lib, 9)
         lib.checkpoint()
         second = json.loads(
-            run_cli("witness", "cosign", "--state", str(state), "--url", server.url, "--json").stdout
+            run_cli(
+                "witness", "cosign", "--state", str(state), "--url", server.url, "--json"
+            ).stdout
         )
         assert (second["previous_size"], second["tree_size"]) == (first["tree_size"], 11)
         import httpx
@@ -308,7 +314,8 @@ def tsa(tmp_path: Path):
              "-subj", "/CN=copytrail test TSA", cwd=d)  # fmt: skip
     (d / "ext.cnf").write_text("extendedKeyUsage=critical,timeStamping\n")
     _openssl("x509", "-req", "-in", "tsa.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-             "-CAcreateserial", "-out", "tsa.pem", "-days", "2", "-extfile", "ext.cnf", cwd=d)  # fmt: skip
+             "-CAcreateserial", "-out", "tsa.pem", "-days", "2", "-extfile", "ext.cnf",
+             cwd=d)  # fmt: skip
     (d / "serial").write_text("01\n")
     (d / "ts.cnf").write_text(TS_CONF.format(d=d))
     lock = threading.Lock()
@@ -453,9 +460,12 @@ def test_standalone_script_checks_a_bundle_without_copytrail(bundled, tmp_path):
     lib, log_key, wit_key = bundled
     copy_id = next(iter(lib.copies()))["id"]
     lib.evidence(tmp_path / "b.zip", copy=copy_id)
-    assert subprocess.run(
-        [sys.executable, str(REPO / "tools" / "build_verifier.py"), "--check"]
-    ).returncode == 0, "tools/verify_bundle.py is stale: run python tools/build_verifier.py"
+    assert (
+        subprocess.run(
+            [sys.executable, str(REPO / "tools" / "build_verifier.py"), "--check"]
+        ).returncode
+        == 0
+    ), "tools/verify_bundle.py is stale: run python tools/build_verifier.py"
     iso = tmp_path / "iso"
     iso.mkdir()
     shutil.copy(REPO / "tools" / "verify_bundle.py", iso / "verify_bundle.py")
@@ -494,17 +504,20 @@ def test_cli_signs_witnesses_and_bundles(tmp_path):
     cp = json.loads(run_cli("checkpoint", "--json", library=lib_dir).stdout)
     assert cp["published"] and (lib_dir / "log" / "checkpoint").exists()
     state = str(tmp_path / "w")
-    wit = json.loads(run_cli("witness", "init", "--state", state, "--name", "w.ex/1", "--json").stdout)
+    wit = json.loads(
+        run_cli("witness", "init", "--state", state, "--name", "w.ex/1", "--json").stdout
+    )
     run_cli("witness", "trust", "--state", state, ident["vkey"])
-    run_cli("witness", "cosign", "--state", state, "--checkpoint", str(lib_dir / "log" / "checkpoint"))
+    run_cli(
+        "witness", "cosign", "--state", state, "--checkpoint", str(lib_dir / "log" / "checkpoint")
+    )
     run_cli("source", "add", "more", "--kind", "licensed", library=lib_dir)
     cp2 = json.loads(run_cli("checkpoint", "--json", library=lib_dir).stdout)
     proof = tmp_path / "proof.json"
-    proof.write_text(
-        run_cli("consistency", str(cp["tree_size"]), "--json", library=lib_dir).stdout
-    )
+    proof.write_text(run_cli("consistency", str(cp["tree_size"]), "--json", library=lib_dir).stdout)
     out = tmp_path / "cosigned.note"
-    run_cli("witness", "cosign", "--state", state, "--checkpoint", str(lib_dir / "log" / "checkpoint"),
+    head = str(lib_dir / "log" / "checkpoint")
+    run_cli("witness", "cosign", "--state", state, "--checkpoint", head,
             "--proof", str(proof), "--out", str(out))  # fmt: skip
     run_cli("checkpoint", "--cosigned", str(out), "--witness", wit["vkey"], library=lib_dir)
     shown = json.loads(run_cli("witness", "show", "--state", state, "--json").stdout)
@@ -519,3 +532,64 @@ def test_cli_signs_witnesses_and_bundles(tmp_path):
     )  # fmt: skip
     assert p.returncode == 0, p.stdout + p.stderr
     assert json.loads(p.stdout)["ok"]
+
+
+def test_hostile_inputs_to_the_witness_and_verify_against(signed, tmp_path):
+    lib, w, ident = signed
+    for bad in (
+        b"",
+        b"\x00" * 10,
+        b"not a note\n",
+        "x\n\n\u2014 k AAAA\n".encode(),
+        b"a" * 3_000_000,
+    ):
+        with pytest.raises(Refused):
+            w.cosign(bad, None)
+    other = note.Signer.generate("example.org/other")
+    text = note.Checkpoint("example.org/other", 5, bytes(32)).text()
+    stranger = text.decode() + "\n" + other.sign_line(text)
+    with pytest.raises(Refused, match="not watched"):
+        w.cosign(stranger, None)
+    # A note claiming this log's origin but signed by another key.
+    impostor = note.Signer.generate("example.org/books")
+    text = note.Checkpoint("example.org/books", 99, bytes(32)).text()
+    with pytest.raises(Refused, match="not signed by a key"):
+        w.cosign(text.decode() + "\n" + impostor.sign_line(text), None)
+    held = tmp_path / "held.note"
+    held.write_text(stranger)
+    r = lib.verify(against=[held])
+    assert not r.ok and any("not of this log" in p for p in r.problems)
+    (tmp_path / "junk.note").write_bytes(b"\xff\xfe junk")
+    with pytest.raises(Exception, match="not a signed checkpoint"):
+        lib.verify(against=[tmp_path / "junk.note"])
+    from copytrail.witness.state import read_proof
+
+    with pytest.raises(Refused, match="longer than any tree"):
+        read_proof({"old_size": 1, "new_size": 2, "path": ["00" * 32] * 65}, 1, 2)
+    with pytest.raises(Refused, match="not a list of hex"):
+        read_proof({"old_size": 1, "new_size": 2, "path": "zz"}, 1, 2)
+
+
+def test_library_from_before_tree_nodes_and_signatures_migrates(tmp_path):
+    from sqlalchemy import text as sql
+
+    lib = Library.init(tmp_path / "lib")
+    lib.add_source("pg", kind="public-domain")
+    _declare(lib, 40)
+    lib.checkpoint()
+    _declare(lib, 3)
+    with lib.engine.begin() as conn:  # what a schema-9 library looks like
+        conn.execute(sql("DROP TABLE tree_nodes"))
+        conn.execute(sql("ALTER TABLE checkpoints DROP COLUMN note"))
+        conn.execute(sql("ALTER TABLE checkpoints DROP COLUMN timestamp_token"))
+        conn.execute(sql("DELETE FROM meta WHERE key = 'tree_nodes_size'"))
+        conn.execute(sql("UPDATE meta SET value = '9' WHERE key = 'schema_version'"))
+    lib.close()
+    lib = Library.open(tmp_path / "lib")
+    assert lib.prove(7)["verified"]  # nodes rebuilt up to the existing checkpoint
+    assert lib.consistency(10)["verified"]
+    assert lib.verify().ok
+    lib.signing_identity(create=True)
+    assert lib.checkpoint()["note"]
+    assert lib.verify().ok
+    lib.close()

@@ -535,11 +535,11 @@ def verify_bundle(
         return report, facts
     try:
         manifest = json.loads(files["manifest.json"])
-    except (KeyError, ValueError):
-        report.fail("manifest.json is missing or not JSON")
+        listed = dict(manifest.get("files", {}))
+    except (KeyError, ValueError, TypeError, AttributeError):
+        report.fail("manifest.json is missing or not a JSON object listing the files")
         return report, facts
     facts["subject"] = manifest.get("subject")
-    listed = manifest.get("files", {})
     bad = [
         n for n, h in listed.items() if n not in files or hashlib.sha256(files[n]).hexdigest() != h
     ]
@@ -552,9 +552,13 @@ def verify_bundle(
     head, note_ok = _check_checkpoint(files, manifest, log_keys, witness_keys, report, facts)
     if head is None:
         return report, facts
-    events = _check_events(files, report)
-    _check_proofs(files, events, head, report)
-    _check_records(files, events, report, facts)
+    try:
+        events = _check_events(files, report)
+        _check_proofs(files, events, head, report)
+        _check_records(files, events, report, facts)
+    except (KeyError, ValueError, TypeError, AttributeError) as e:
+        report.fail(f"the bundle's events, proofs or records are malformed: {e!r}"[:300])
+        return report, facts
     if note_ok and report.passed:
         report.ok(
             f"the {len(events)} events were in the log's tree of {head.size} events when it "
@@ -580,7 +584,11 @@ def _check_checkpoint(
         return None, False
     if (head.size, head.root.hex()) != (manifest.get("tree_size"), manifest.get("root_hash")):
         report.fail("the manifest names another tree head than checkpoint.note")
-    bundled = json.loads(files.get("keys.json", b"{}"))
+    try:
+        bundled = json.loads(files.get("keys.json", b"{}"))
+        bundled = bundled if isinstance(bundled, dict) else {}
+    except ValueError:
+        bundled = {}
     pinned = bool(log_keys)
     try:
         logs: list[Verifier] = [parse_vkey(k) for k in (log_keys or bundled.get("log", []))]

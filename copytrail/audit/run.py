@@ -13,6 +13,7 @@ from copytrail.audit.match import METHOD_RANK, Auditor, Match
 from copytrail.audit.report import write_reports
 from copytrail.audit.works import ImportResult, find_work, import_works, list_id_by_name, work_rows
 from copytrail.canonical import canonical_json
+from copytrail.catalog.digest import MATCH_COLUMNS, rows_digest, sort_key
 from copytrail.catalog.queries import copy_context, dataset_ids
 from copytrail.catalog.records import dataset_label, next_id
 from copytrail.catalog.schema import audits, copies, datasets, matches
@@ -105,6 +106,20 @@ def audit(
             "stats": auditor.stats,
         }
         hashes, summary, _rows = write_reports(Path(out), works, rows, header, ctx.store)
+        match_rows = [
+            {
+                "audit_id": audit_id,
+                "work_pk": m["work_pk"],
+                "copy_id": m["copy_id"],
+                "method": m["method"],
+                "score": m["score"],
+                "coverage": m["coverage"],
+                "longest_span_words": m["longest_span_words"],
+                "spans": canonical_json(m["spans"]).decode(),
+            }
+            for m in rows
+        ]
+        match_rows.sort(key=sort_key("matches"))
         seq = ev.append(
             "matched",
             {"works_list_id": list_id, "audit_id": audit_id},
@@ -116,6 +131,7 @@ def audit(
                 "works_found": summary["works_found"],
                 "matches": len(rows),
                 "matches_sha256": hashes["matches.jsonl"],
+                "rows_sha256": rows_digest(match_rows, MATCH_COLUMNS),
             },
         )
         ev.append("produced", {"audit_id": audit_id}, {"out_dir": out_dir, "files": hashes})
@@ -135,19 +151,6 @@ def audit(
                 }
             ],
         )
-        match_rows = [
-            {
-                "audit_id": audit_id,
-                "work_pk": m["work_pk"],
-                "copy_id": m["copy_id"],
-                "method": m["method"],
-                "score": m["score"],
-                "coverage": m["coverage"],
-                "longest_span_words": m["longest_span_words"],
-                "spans": canonical_json(m["spans"]).decode(),
-            }
-            for m in rows
-        ]
         if match_rows:
             conn.execute(insert(matches), match_rows)
     return {**summary, "audit_id": audit_id, "event_seq": seq, "files": hashes, "out_dir": out_dir}

@@ -11,6 +11,7 @@ import orjson
 from sqlalchemy import Connection, delete, insert, select, update
 
 from copytrail.canonical import canonical_json
+from copytrail.catalog.digest import WORK_COLUMNS, table_digest
 from copytrail.catalog.records import next_id
 from copytrail.catalog.rowfile import RowReport, read_rows
 from copytrail.catalog.schema import work_isbns, works, works_lists
@@ -158,6 +159,9 @@ def import_works(
             "file": path.name,
             "file_sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
             "rows_sha256": hashlib.sha256(canonical_json(clean_rows)).hexdigest(),
+            # The list as the table now holds it (every import merges into it): `verify`
+            # recomputes this from the works rows.
+            "works_sha256": table_digest(conn, works, WORK_COLUMNS, list_id=list_id),
             "imported": result.imported,
             "updated": result.updated,
             "unchanged": result.unchanged,

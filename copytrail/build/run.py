@@ -27,6 +27,7 @@ from copytrail.build.filters import quality_rule
 from copytrail.build.policy import Policy, load_policy
 from copytrail.build.shards import ShardWriter, token_dtype
 from copytrail.build.tokenizer import EOS, file_sha256, load_tokenizer
+from copytrail.catalog.digest import DOC_COLUMNS, rows_digest
 from copytrail.catalog.queries import DATASET_NAME, DATASET_VERSION, copy_rows, dataset_id, labelled
 from copytrail.catalog.records import next_id
 from copytrail.catalog.schema import copies, corpora, corpus_docs, sources
@@ -250,6 +251,20 @@ def build_corpus(ctx: Context, name: str, policy_path: str | os.PathLike) -> dic
     with write_transaction(ctx.db) as conn:
         corpus_id = next_id(conn, corpora.c.id)
         ev = EventWriter(conn, ctx.actor)
+        doc_rows = [
+            {
+                "corpus_id": corpus_id,
+                "copy_id": cid,
+                "fate": f["fate"],
+                "rule": f["rule"],
+                "detail": f["detail"],
+                "kept_copy_id": f["kept_copy_id"],
+                "shard": f.get("shard"),
+                "token_start": f.get("token_start"),
+                "token_end": f.get("token_end"),
+            }
+            for cid, f in sorted(fates.items())
+        ]
         subj = {"corpus_id": corpus_id, "corpus": name}
         seq = ev.append(
             "included",
@@ -267,6 +282,7 @@ def build_corpus(ctx: Context, name: str, policy_path: str | os.PathLike) -> dic
                 "copies": sum(by_rule.values()),
                 "by_rule": manifest["excluded_by_rule"],
                 "fates_sha256": manifest["fates_sha256"],
+                "docs_sha256": rows_digest(doc_rows, DOC_COLUMNS),
             },
         )
         ev.append(
@@ -299,20 +315,6 @@ def build_corpus(ctx: Context, name: str, policy_path: str | os.PathLike) -> dic
                 }
             ],
         )
-        doc_rows = [
-            {
-                "corpus_id": corpus_id,
-                "copy_id": cid,
-                "fate": f["fate"],
-                "rule": f["rule"],
-                "detail": f["detail"],
-                "kept_copy_id": f["kept_copy_id"],
-                "shard": f.get("shard"),
-                "token_start": f.get("token_start"),
-                "token_end": f.get("token_end"),
-            }
-            for cid, f in sorted(fates.items())
-        ]
         for i in range(0, len(doc_rows), 5000):
             conn.execute(insert(corpus_docs), doc_rows[i : i + 5000])
     clock.lap("record")

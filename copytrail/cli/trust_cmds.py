@@ -137,7 +137,14 @@ def register(app: typer.Typer, open_lib: Callable[[], Any]) -> None:
                 except note.NoteError as e:
                     raise InvalidInput(f"{checkpoint}: not a checkpoint: {e}") from None
                 held = w.held(head.origin)
-                doc = json.loads(read_small(proof))
+                try:
+                    doc = json.loads(read_small(proof))
+                except ValueError:
+                    raise InvalidInput(
+                        f"{proof} is not JSON: write it with `copytrail consistency OLD --json`"
+                    ) from None
+                if not isinstance(doc, dict):
+                    raise InvalidInput(f"{proof} is not a consistency proof")
                 path = read_proof(doc, held.size if held else 0, head.size)
         r = w.cosign(body, path)
         if out_file is not None:
@@ -164,8 +171,17 @@ def register(app: typer.Typer, open_lib: Callable[[], Any]) -> None:
         """Write a self-contained evidence bundle: records, events, inclusion proofs, the signed
         checkpoint; `python -m copytrail.verify_bundle FILE` (or tools/verify_bundle.py)
         checks it offline."""
-        with open_lib() as lib:
-            r = lib.evidence(out_path, copy=copy, work=work, list_name=list_name, deletion=deletion)
+        from copytrail.cli.progress import RichPhaseProgress
+
+        with open_lib() as lib, RichPhaseProgress() as progress:
+            r = lib.evidence(
+                out_path,
+                copy=copy,
+                work=work,
+                list_name=list_name,
+                deletion=deletion,
+                progress=progress,
+            )
         if json_out:
             emit_json(r)
             return

@@ -61,7 +61,10 @@ def write_bundle(
     work: str | None = None,
     list_name: str | None = None,
     deletion: int | None = None,
+    progress: Any = None,
 ) -> dict[str, Any]:
+    """Write the bundle of one subject to `out`; `progress(phase, advance, total)` is told of
+    the events proven."""
     chosen = [x is not None for x in (copy, work, deletion)]
     if sum(chosen) != 1:
         raise InvalidInput("name one subject: --copy ID, --work ID --list L, or --deletion N")
@@ -89,11 +92,14 @@ def write_bundle(
         if len(seqs) > MAX_EVENTS:
             raise InvalidInput(f"{len(seqs)} events are more than one bundle holds ({MAX_EVENTS})")
         ev_lines, proof_lines = [], []
+        cache: dict[Any, bytes] = {}  # nodes shared by the proofs of neighbouring events
+        if progress:
+            progress("events", 0, len(seqs))
         for i in range(0, len(seqs), 500):
             part = seqs[i : i + 500]
             for r in conn.execute(select(events).where(events.c.seq.in_(part)).order_by("seq")):
                 ev_lines.append(_event_line(r))
-                path = tree.inclusion_path(conn, r.seq - 1, cp.tree_size)
+                path = tree.inclusion_path(conn, r.seq - 1, cp.tree_size, cache)
                 proof_lines.append(
                     orjson.dumps(
                         {
@@ -104,6 +110,10 @@ def write_bundle(
                         }
                     )
                 )
+            if len(cache) > 1_000_000:
+                cache.clear()
+            if progress:
+                progress("events", len(part), None)
         keys = {
             "log": [v.vkey for v in signing.log_verifiers(conn)],
             "witnesses": [v.vkey for v in signing.witness_verifiers(conn)],

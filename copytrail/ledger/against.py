@@ -44,7 +44,8 @@ def read_held(paths: list[Path]) -> list[Held]:
     held = []
     for f in files[:MAX_HELD]:
         try:
-            n = note.parse_note(f.read_bytes()[: note.MAX_NOTE_BYTES + 1])
+            with open(f, "rb") as fh:
+                n = note.parse_note(fh.read(note.MAX_NOTE_BYTES + 1))
             held.append(Held(str(f), note.parse_checkpoint(n.text), n))
         except (note.NoteError, UnicodeDecodeError) as e:
             raise InvalidInput(f"{f}: not a signed checkpoint: {e}") from None

@@ -151,7 +151,8 @@ def create(
 
 
 def describe(conn: Connection, root: Path) -> dict[str, Any]:
-    keys = history(conn)
+    events_ = history(conn)
+    keys = [h for h in events_ if h.get("vkey")]
     if not keys:
         raise NotFound("the log has no signing key yet: run `copytrail key identity --create`")
     return {
@@ -159,5 +160,6 @@ def describe(conn: Connection, root: Path) -> dict[str, Any]:
         "vkey": keys[-1]["vkey"],
         "key_file": str(key_path(root)),
         "key_file_present": key_path(root).exists(),
-        "history": keys,
+        "witnesses": [h["witness_vkey"] for h in events_ if h.get("witness_vkey")],
+        "history": events_,
     }

@@ -116,9 +116,14 @@ def _set_stored_size(conn: Connection, size: int) -> None:
         conn.execute(insert(meta), [{"key": NODES_SIZE_KEY, "value": str(size)}])
 
 
-def subtree_roots(conn: Connection, ranges: Sequence[tuple[int, int]]) -> list[bytes]:
+def subtree_roots(
+    conn: Connection,
+    ranges: Sequence[tuple[int, int]],
+    cache: dict[Any, bytes] | None = None,
+) -> list[bytes]:
     """Roots of the RFC 9162 subtrees over leaves [lo, hi), each folded from stored nodes and a
-    few rehashed leaves. Raises when a range reaches past the stored nodes."""
+    few rehashed leaves. Raises when a range reaches past the stored nodes. `cache` keeps the
+    nodes read, for many proofs against one tree (an evidence bundle)."""
     limit = stored_size(conn)
     parts = [merkle.subtree_ranges(lo, hi) for lo, hi in ranges]
     wanted: set[tuple[int, int]] = set()
@@ -134,9 +139,11 @@ def subtree_roots(conn: Connection, ranges: Sequence[tuple[int, int]]) -> list[b
             wanted.add((level, lo >> level))
         else:
             small.append((lo, hi))
-    found = _read_nodes(conn, wanted)
+    found: dict[Any, bytes] = cache if cache is not None else {}
+    found.update(_read_nodes(conn, wanted - found.keys()))
     for lo, hi in small:
-        found[(lo, hi)] = merkle.root_from_leaf_hashes(iter_leaf_hashes(conn, lo + 1, hi))
+        if (lo, hi) not in found:
+            found[(lo, hi)] = merkle.root_from_leaf_hashes(iter_leaf_hashes(conn, lo + 1, hi))
     out = []
     for ps in parts:
         roots = []
@@ -169,8 +176,10 @@ def root_at(conn: Connection, size: int) -> bytes:
     return merkle.EMPTY_ROOT if size == 0 else subtree_roots(conn, [(0, size)])[0]
 
 
-def inclusion_path(conn: Connection, index: int, size: int) -> list[bytes]:
-    return subtree_roots(conn, inclusion_ranges(index, size))
+def inclusion_path(
+    conn: Connection, index: int, size: int, cache: dict[Any, bytes] | None = None
+) -> list[bytes]:
+    return subtree_roots(conn, inclusion_ranges(index, size), cache)
 
 
 def consistency_path(conn: Connection, old_size: int, new_size: int) -> list[bytes]:

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import Engine, insert, select, update
 
+from copytrail.catalog.digest import key_check
 from copytrail.catalog.records import next_id
 from copytrail.catalog.schema import api_keys
 from copytrail.errors import Conflict, InvalidInput, NotFound
@@ -55,14 +56,14 @@ def add_key(engine: Engine, name: str, role: str, actor: str) -> dict[str, Any]:
 
 def _record_access(conn: Any, actor: str, action: str, row: Any) -> None:
     """Who could read what, and from when, is custody evidence: an `access` event in the same
-    transaction as the change. Never the key, nor its hash: the prefix names it."""
+    transaction as the change. Never the key, nor its hash: the prefix names it, and a hash of
+    the stored hash (which cannot authenticate anyone) lets `verify` catch a swapped key."""
     r = dict(row._asdict() if hasattr(row, "_asdict") else row)
     ev = EventWriter(conn, actor)
-    ev.append(
-        "access",
-        {"key_id": r["id"]},
-        {"action": action, "name": r["name"], "role": r["role"], "prefix": r["prefix"]},
-    )
+    payload = {"action": action, "name": r["name"], "role": r["role"], "prefix": r["prefix"]}
+    if action == "granted":
+        payload["key_check"] = key_check(r["key_sha256"])
+    ev.append("access", {"key_id": r["id"]}, payload)
     ev.flush()
 
 
