@@ -41,6 +41,8 @@ from copytrail.guard import search as searches
 from copytrail.guard import session as checks
 from copytrail.guard.budget import Budget
 from copytrail.ingest import run as ingests
+from copytrail.interop import croissant, lineage
+from copytrail.interop import hf as hf_export
 from copytrail.ledger import checkpoint as checkpoints
 from copytrail.ledger import publish
 from copytrail.ledger.db import make_engine, read_connection, write_transaction
@@ -228,7 +230,13 @@ class Library:
 
     # ---- ingest ----------------------------------------------------------------------------
     def ingest(self, paths: list[str], source: str, dataset: str, **kw: Any) -> Any:
-        return ingests.ingest(self.ctx, paths, source, dataset, **kw)
+        return lineage.tracked(
+            self.ctx,
+            "ingest",
+            lambda: ingests.ingest(self.ctx, paths, source, dataset, **kw),
+            source=source,
+            dataset=dataset,
+        )
 
     # ---- queries ---------------------------------------------------------------------------
     def sources(self) -> list[dict[str, Any]]:
@@ -281,8 +289,14 @@ class Library:
         progress: Any = None,
     ) -> dict[str, Any]:
         """Find every work of a list in the library; write the reports; record the audit."""
-        return audits.audit(
-            self.ctx, list_name, out, datasets, min_words, boilerplate_df, boilerplate, progress
+        return lineage.tracked(
+            self.ctx,
+            "audit",
+            lambda: audits.audit(
+                self.ctx, list_name, out, datasets, min_words, boilerplate_df, boilerplate, progress
+            ),
+            works_list=list_name,
+            datasets=datasets,
         )
 
     def where(
@@ -377,7 +391,24 @@ class Library:
 
     def build(self, corpus: str, policy: str | os.PathLike) -> dict[str, Any]:
         """Build a corpus under a policy: fates for every copy, token shards, lineage."""
-        return builds.build_corpus(self.ctx, corpus, policy)
+        return lineage.tracked(
+            self.ctx, "build", lambda: builds.build_corpus(self.ctx, corpus, policy), corpus=corpus
+        )
+
+    def corpus_dataset(self, name: str) -> Any:
+        """The corpus's documents with their lineage columns as a Hugging Face
+        `datasets.Dataset` (copy ids next to the text)."""
+        return hf_export.corpus_dataset(self.ctx, name)
+
+    def save_corpus_dataset(self, name: str, out: str | os.PathLike) -> dict[str, Any]:
+        """`corpus_dataset(name).save_to_disk(out)`."""
+        return hf_export.save_corpus(self.ctx, name, out)
+
+    def export_croissant(
+        self, out: str | os.PathLike, dataset: str | None = None, corpus: str | None = None
+    ) -> dict[str, Any]:
+        """A Croissant 1.1 JSON-LD description of a dataset or a corpus (RAI, provenance)."""
+        return croissant.export(self.ctx, out, dataset, corpus)
 
     def corpus(self, name: str) -> dict[str, Any]:
         """A corpus's composition: by source kind, dataset and license; exclusions by rule."""
@@ -393,7 +424,13 @@ class Library:
         notes: str | None = None,
     ) -> dict[str, Any]:
         """Record a training run; call it from a training loop, or use `copytrail run record`."""
-        return traces.record_run(self.ctx, model, corpus, shards, started, finished, notes)
+        return lineage.tracked(
+            self.ctx,
+            "run-record",
+            lambda: traces.record_run(self.ctx, model, corpus, shards, started, finished, notes),
+            model=model,
+            corpus=corpus,
+        )
 
     def trace(
         self,
@@ -430,8 +467,14 @@ class Library:
     ) -> dict[str, Any]:
         """Delete copies (blobs, derived shards, guard entries) with a certificate; refused
         when a hold covers any of them."""
-        return deletions.delete_copies(
-            self.ctx, reason, dataset, source, copies_file, rebuild, keep_derived
+        return lineage.tracked(
+            self.ctx,
+            "delete",
+            lambda: deletions.delete_copies(
+                self.ctx, reason, dataset, source, copies_file, rebuild, keep_derived
+            ),
+            dataset=dataset,
+            source=source,
         )
 
     def retention_report(

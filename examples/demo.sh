@@ -43,6 +43,26 @@ echo; echo "# build a training corpus under a policy: shadow-library copies and 
 ct tokenizer train --dataset gutenberg@2024-01 --vocab 2000 --out build/demo-tokenizer.json
 ct build demo-corpus --policy examples/policy.toml
 ct corpus show demo-corpus
+
+echo; echo "# interop: OpenLineage events to a lineage server, Croissant and Hugging Face datasets"
+rm -f build/lineage-port
+.venv/bin/python examples/lineage_receiver.py build/lineage-events.jsonl build/lineage-port &
+RECEIVER=$!
+trap 'kill $RECEIVER 2>/dev/null || true' EXIT
+for _ in $(seq 50); do [ -s build/lineage-port ] && break; sleep 0.1; done
+OPENLINEAGE_URL="http://127.0.0.1:$(cat build/lineage-port)" \
+  ct build demo-corpus-lineage --policy examples/policy.toml
+kill $RECEIVER 2>/dev/null || true
+.venv/bin/python - <<'PY'
+import json
+for line in open("build/lineage-events.jsonl"):
+    e = json.loads(line)
+    seq = e["run"]["facets"].get("copytrail", {}).get("eventSeq")
+    print(f"  lineage server got {e['eventType']:<8} {e['job']['name']}"
+          f" -> {[o['name'] for o in e.get('outputs', [])]}" + (f" (ledger event {seq})" if seq else ""))
+PY
+ct export croissant --corpus demo-corpus --out build/demo-corpus.croissant.json
+ct export hf --corpus demo-corpus --out build/demo-corpus-hf
 ct run record --model demo-7b --corpus demo-corpus --started 2026-01-05 --finished 2026-01-09
 ct trace --model demo-7b
 ct trace --dataset books3@2020-10

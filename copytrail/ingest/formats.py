@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 TEXT, MARKDOWN, HTML, EPUB, PDF = "text", "markdown", "html", "epub", "pdf"
-JSONL, PARQUET, ZIP, TAR = "jsonl", "parquet", "zip", "tar"
+JSONL, PARQUET, ARROW, ZIP, TAR = "jsonl", "parquet", "arrow", "zip", "tar"
 UNKNOWN = "unknown"
 
-CONTAINERS = (JSONL, PARQUET, ZIP, TAR)
+CONTAINERS = (JSONL, PARQUET, ARROW, ZIP, TAR)
 
 MEDIA_TYPES = {
     TEXT: "text/plain",
@@ -16,6 +16,7 @@ MEDIA_TYPES = {
     PDF: "application/pdf",
     JSONL: "application/jsonl",
     PARQUET: "application/vnd.apache.parquet",
+    ARROW: "application/vnd.apache.arrow.stream",  # Hugging Face datasets' save_to_disk files
     ZIP: "application/zip",
     TAR: "application/x-tar",
     UNKNOWN: "application/octet-stream",
@@ -36,6 +37,7 @@ _SUFFIXES = [
         JSONL,
     ),
     ((".parquet",), PARQUET),
+    ((".arrow",), ARROW),
     ((".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz", ".tar.zst"), TAR),
     ((".zip",), ZIP),
     ((".epub",), EPUB),
@@ -61,6 +63,8 @@ def kind_from_magic(head: bytes) -> str:
         return EPUB if head[30:58] == b"mimetypeapplication/epub+zip" else ZIP
     if head.startswith(b"PAR1"):
         return PARQUET
+    if head.startswith(b"ARROW1"):
+        return ARROW
     if len(head) > 262 and head[257:262] == b"ustar":
         return TAR
     stripped = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()

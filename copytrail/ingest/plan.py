@@ -26,6 +26,7 @@ import zstandard
 
 from copytrail.ingest import formats
 from copytrail.ingest.limits import Limits
+from copytrail.ingest.readers import hf
 
 Task = dict[str, Any]
 
@@ -185,6 +186,11 @@ class Planner:
                     "progress": inp.size,
                 }
                 continue
+            if hf.is_metadata_file(inp.fs_path):
+                # dataset_info.json & co. of a Hugging Face dataset folder: what they say is
+                # recorded on each record of the folder's .arrow files, not as a document.
+                yield {"op": "noop", "progress": inp.size}
+                continue
             with open(inp.fs_path, "rb") as f:
                 head = f.read(1024)
             kind = formats.detect(inp.path, head)
@@ -217,6 +223,9 @@ class Planner:
                     yield from self._parquet(
                         inp.path, container, fs_path=inp.fs_path, size=inp.size
                     )
+                    done = inp.size
+                elif kind == formats.ARROW:
+                    yield from self._arrow(inp.path, container, fs_path=inp.fs_path, size=inp.size)
                     done = inp.size
                 else:
                     yield from self._container_stream(
@@ -256,6 +265,8 @@ class Planner:
             yield from self._zip(raw, path, container, depth, progress)
         elif kind == formats.PARQUET:
             yield from self._parquet(path, container, data=raw.read())
+        elif kind == formats.ARROW:
+            yield from self._arrow(path, container, data=raw.read())
         else:
             raise ValueError(f"not a container: {kind}")
 
@@ -344,8 +355,36 @@ class Planner:
                 "text_field": self.text_field,
                 "container": container["sha256"],
                 "progress": size // max(groups, 1),
+                "hf": hf.parquet_facts(path),
             }
             first_row += rows
+
+    def _arrow(
+        self,
+        path: str,
+        container: dict,
+        fs_path: str | None = None,
+        data: bytes | None = None,
+        size: int = 0,
+    ) -> Iterator[Task]:
+        """An Arrow IPC file (stream or file format), as `datasets.save_to_disk` writes: one
+        task per run of record batches, read by the worker from the file itself."""
+        facts = hf.arrow_facts(fs_path) if fs_path else {}
+        spans = hf.batch_spans(fs_path, data, RECORD_BATCH_LINES)
+        for first_batch, n_batches, first_row in spans:
+            yield {
+                "op": "arrow",
+                "fs_path": fs_path,
+                "data": None if fs_path else data,
+                "path": path,
+                "first_batch": first_batch,
+                "batches": n_batches,
+                "first_row": first_row,
+                "text_field": self.text_field,
+                "container": container["sha256"],
+                "progress": size // max(len(spans), 1),
+                "hf": facts,
+            }
 
     def _tar(
         self, raw: BinaryIO, path: str, container: dict, depth: int, progress: Callable[[], int]

@@ -38,6 +38,7 @@ class IngestSummary:
     run_id: str = ""
     containers: list[dict[str, Any]] = field(default_factory=list)
     problems: list[dict[str, str]] = field(default_factory=list)  # first unreadable items
+    event_seq: int = 0  # the run's own `ingested` event, once recorded
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -101,7 +102,7 @@ def ingest(
         progress.finish()
     summary.seconds = round(time.monotonic() - t0, 3)
     summary.containers = planner.stats.containers
-    record_ingest_run(ctx, ds["id"], summary)
+    summary.event_seq = record_ingest_run(ctx, ds["id"], summary)
     return summary
 
 
@@ -124,6 +125,6 @@ def record_copies(ctx: Context, dataset_id: int, batch: list[dict[str, Any]]) ->
 
 
 def record_ingest_run(ctx: Context, dataset_id: int, summary: IngestSummary) -> int:
-    payload = {k: v for k, v in summary.as_dict().items() if k != "problems"}
+    payload = {k: v for k, v in summary.as_dict().items() if k not in ("problems", "event_seq")}
     subjects = {"dataset_id": dataset_id, "run_id": summary.run_id}
     return append_event(ctx.db, ctx.actor, "ingested", subjects, payload)

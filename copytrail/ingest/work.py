@@ -17,6 +17,7 @@ from copytrail.ingest.document import (
     unreadable_record,
 )
 from copytrail.ingest.limits import Limits
+from copytrail.ingest.readers import hf
 from copytrail.store.blobs import BlobStore
 
 
@@ -119,6 +120,8 @@ def _dispatch(task: dict[str, Any], ctx: IngestContext) -> list[CopyRecord]:
         ]
     if op == "parquet":
         return _parquet_rows(store, task)
+    if op == "arrow":
+        return _table_rows(store, task, hf.read_batches(task), task["first_row"])
     if op == "refused":
         media = formats.MEDIA_TYPES[formats.kind_from_name(task["path"])]
         return [
@@ -169,9 +172,16 @@ def _parquet_rows(store: BlobStore, task: dict) -> list[CopyRecord]:
 
     source = task["fs_path"] or io.BytesIO(task["data"])
     table = pq.ParquetFile(source).read_row_group(task["row_group"])
+    return _table_rows(store, task, table.to_pylist(), task["first_row"])
+
+
+def _table_rows(store: BlobStore, task: dict, rows: list, first_row: int) -> list[CopyRecord]:
+    """Rows of a Parquet row group or of Arrow record batches, one record each; a Hugging Face
+    dataset's split and config (when the files say them) go with every record."""
+    facts = task.get("hf") or {}
     out = []
-    for i, row in enumerate(table.to_pylist()):
-        n = task["first_row"] + i
+    for i, row in enumerate(rows):
+        n = first_row + i
         out.append(
             process_record(
                 store,
@@ -180,6 +190,7 @@ def _parquet_rows(store: BlobStore, task: dict) -> list[CopyRecord]:
                 task["text_field"],
                 container=task["container"],
                 row=n,
+                **facts,
             )
         )
     return out

@@ -1,0 +1,1 @@
+"""Custody facts in other tools' formats: Croissant, OpenLineage, Hugging Face datasets."""
