@@ -23,11 +23,12 @@ from copytrail.acquisition import purpose as purpose_records
 from copytrail.acquisition import reconcile as reconciliation
 from copytrail.acquisition import scans as scan_records
 from copytrail.acquisition import uses as copy_uses
+from copytrail.audit import browse
 from copytrail.audit import run as audits
 from copytrail.build import run as builds
 from copytrail.build import tokenizer as tokenizers
 from copytrail.build import trace as traces
-from copytrail.catalog import queries, records
+from copytrail.catalog import disclose, queries, records
 from copytrail.catalog.migrate import ensure_current, migrate
 from copytrail.context import Caches, Context
 from copytrail.engine.base import Executor
@@ -48,6 +49,7 @@ from copytrail.ledger import publish
 from copytrail.ledger.db import make_engine, read_connection, write_transaction
 from copytrail.ledger.events import EventWriter, default_actor
 from copytrail.ledger.verify import VerifyReport
+from copytrail.production import produce as productions
 from copytrail.retention import delete as deletions
 from copytrail.retention import holds as legal_holds
 from copytrail.retention import report as retention
@@ -259,8 +261,27 @@ class Library:
         """A copy by id or by a SHA-256 prefix (of its bytes or of its text), with its events."""
         return queries.copy_detail(self.ctx.db, ref)
 
-    def copy_text(self, ref: str | int) -> str:
-        return queries.copy_text(self.ctx.db, self.store, ref)
+    def copy_text(
+        self, ref: str | int, reason: str, who: str | None = None, channel: str = "python"
+    ) -> dict[str, Any]:
+        """A copy's text; the disclosure (who, why, through what) is recorded first."""
+        return disclose.disclose_text(
+            self.ctx.db, self.store, who or self.actor, ref, reason, channel
+        )
+
+    def find(self, query: str, by: str = "title", limit: int = 50) -> dict[str, Any]:
+        """Works of every list, and copies, by title, author or ISBN."""
+        return browse.find(self.ctx.db, query, by, limit)
+
+    def audit_list(self) -> list[dict[str, Any]]:
+        return browse.list_audits(self.ctx.db)
+
+    def deletion_list(self) -> list[dict[str, Any]]:
+        return browse.list_deletions(self.ctx.db)
+
+    def dataset(self, ref: str) -> dict[str, Any]:
+        """A dataset's source and the make-up of its copies."""
+        return browse.dataset_overview(self.ctx.db, ref)
 
     def stats(self) -> dict[str, Any]:
         return queries.stats(self.ctx.db)
@@ -482,6 +503,22 @@ class Library:
     ) -> dict[str, Any]:
         """Copies never used for training, and what each retention rule would delete or flag."""
         return retention.retention_report(self.ctx, rules, as_of)
+
+    def produce(
+        self,
+        request: str,
+        out: str | os.PathLike,
+        list_name: str | None = None,
+        work_ids: list[str] | None = None,
+        datasets: list[str] | None = None,
+        with_text: bool = False,
+        requester: str | None = None,
+    ) -> dict[str, Any]:
+        """A production for discovery: every responsive copy, Bates-numbered, with a manifest,
+        a Concordance load file and (with_text) the texts; a `produced` event."""
+        return productions.produce(
+            self.ctx, request, out, list_name, work_ids, datasets, with_text, requester
+        )
 
     # ---- acquisition: purchases, scans, purposes, uses -----------------------------------------
     def import_purchases(self, file: str | os.PathLike, source: str) -> Any:

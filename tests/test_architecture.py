@@ -51,6 +51,7 @@ ALLOWED: dict[str, set[str]] = {
         "store",
     },
     "witness": {"errors", "ledger"},
+    "production": {"audit", "catalog", "context", "errors", "ledger"},
     "interop": {"catalog", "context", "errors", "ledger", "store"},
     "evidence": {"audit", "catalog", "context", "errors", "ledger"},
     "verify_bundle": {"ledger"},  # only merkle.py and note.py: it is built into one file

@@ -69,7 +69,7 @@ def test_full_tour(libdir: Path, tmp_path: Path):
     one = next(c for c in copies if c["path"].endswith("5200.txt"))
     shown = json.loads(run_cli("show", one["sha256"][:12], "--json", library=libdir).stdout)
     assert shown["id"] == one["id"] and shown["events"][0]["type"] == "ingested"
-    text = run_cli("show", str(one["id"]), "--text", library=libdir).stdout
+    text = run_cli("show", str(one["id"]), "--text", "--reason", "test", library=libdir).stdout
     assert "Gregor Samsa" in text
 
     stats = json.loads(run_cli("stats", "--json", library=libdir).stdout)

@@ -262,7 +262,7 @@ PATHS = st.sampled_from(
         "/v1/check",
         "/v1/search",
         "/v1/copies/{x}",
-        "/v1/copies/{x}/text",
+        "/v1/copies/{x}/text?reason=fuzz",
         "/v1/works/{x}",
         "/v1/guards",
         "/v1/stats",

@@ -297,7 +297,7 @@ def test_10_no_500s(server):
     for path in ("/v1/copies/²", "/v1/copies/１", "/v1/copies/٣"):
         r = httpx.get(srv.url + path, headers=h)
         assert r.status_code == 422, (path, r.text)
-    r = httpx.get(srv.url + f"/v1/copies/{gone_id}/text", headers=h)
+    r = httpx.get(srv.url + f"/v1/copies/{gone_id}/text?reason=test", headers=h)
     assert r.status_code == 404 and "deleted" in r.json()["detail"]
     for body in (
         b'{"text": "x \\ud800"}',

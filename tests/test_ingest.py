@@ -34,7 +34,7 @@ def test_ingest_examples_directory(lib: Library):
     assert lib.store.get(alice["text_sha256"]).decode("utf-8").startswith("Project Gutenberg")
     german = copies["gutenberg/22367/22367-8.txt"]
     assert german["language"] == "de" and german["text_sha256"] != german["sha256"]
-    assert "Träumen" in lib.copy_text(german["id"])
+    assert "Träumen" in lib.copy_text(german["id"], "test")["text"]
     html = copies["gutenberg/11/11-h.htm"]
     assert html["media_type"] == "text/html" and "Alice" in html["title"]
     assert lib.verify().ok
@@ -94,7 +94,7 @@ def test_jsonl_records_gz_and_zst(lib: Library, tmp_path: Path):
     assert lib.store.get(one["sha256"]) == line
     assert one["title"] == "Book One" and one["authors"] == ["Ann Author", "Bo Writer"]
     assert one["isbns"] == ["9780553213690"] and one["extra"]["record_id"] == "b1"
-    assert lib.copy_text(one["id"]) == recs[0]["text"]
+    assert lib.copy_text(one["id"], "test")["text"] == recs[0]["text"]
     assert (
         c["in/d.jsonl.gz#L2"]["title"] == "Nested Meta"
         and c["in/d.jsonl.gz#L2"]["language"] == "fr"
@@ -113,7 +113,7 @@ def test_text_field_option_and_parquet(lib: Library, tmp_path: Path):
     assert s.copies_added == 25 and s.unreadable == 0
     c = _by_path(lib)
     assert c["p.parquet#row=24"]["title"] == "T24"
-    assert lib.copy_text(c["p.parquet#row=13"]["id"]) == rows[13]["content"]
+    assert lib.copy_text(c["p.parquet#row=13"]["id"], "test")["text"] == rows[13]["content"]
 
 
 def test_archives_nested_and_member_paths(lib: Library, tmp_path: Path):

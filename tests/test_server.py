@@ -100,7 +100,7 @@ def test_role_matrix(served):
         "copy": ("GET", f"/v1/copies/{copy_id}", None),
         "work": ("GET", "/v1/works/anything", None),
         "stats": ("GET", "/v1/stats", None),
-        "text": ("GET", f"/v1/copies/{copy_id}/text", None),
+        "text": ("GET", f"/v1/copies/{copy_id}/text?reason=role+matrix", None),
         "keys": ("GET", "/v1/keys", None),
     }
     allowed = {

@@ -1,4 +1,5 @@
-"""CLI for other tools' formats: `export croissant`, `export hf`. (OpenLineage needs no command:
+"""CLI for other tools' formats: `export croissant`, `export hf`, and `produce` (discovery
+productions with Concordance load files). (OpenLineage needs no command:
 configure the openlineage-python client and ingest, audit, build, run record and delete emit.)"""
 
 from __future__ import annotations
@@ -54,3 +55,40 @@ def register(app: typer.Typer, open_lib: Callable[[], Any]) -> None:
             emit_json(r)
             return
         out.print(f"wrote {r['rows']} documents of corpus {safe(corpus)} to {safe(r['path'])}")
+
+
+def register_production(app: typer.Typer, open_lib: Callable[[], Any]) -> None:
+    @app.command()
+    def produce(
+        request: Annotated[
+            str, typer.Option("--request", help="The request answered, e.g. 'RFP 12'.")
+        ],
+        out_path: Annotated[Path, typer.Option("--out", help="A new folder for the production.")],
+        list_name: Annotated[
+            str | None, typer.Option("--list", help="Copies an audit matched to this works list.")
+        ] = None,
+        work: Annotated[
+            list[str] | None,
+            typer.Option("--work", help="Copies matched to this work (repeatable)."),
+        ] = None,
+        dataset: Annotated[
+            list[str] | None,
+            typer.Option("--dataset", help="Every copy of this dataset (repeatable)."),
+        ] = None,
+        with_text: Annotated[
+            bool, typer.Option("--with-text", help="Include the texts (a recorded disclosure).")
+        ] = False,
+        json_out: JsonOpt = False,
+    ) -> None:
+        """A production for discovery: manifest (CSV, JSON) with Bates numbers, a Concordance
+        DAT load file, the texts when asked; recorded as a `produced` event."""
+        with open_lib() as lib:
+            r = lib.produce(request, out_path, list_name, work, dataset, with_text)
+        if json_out:
+            emit_json(r)
+            return
+        rng = f" ({r['bates'][0]}-{r['bates'][1]})" if r["bates"] else ""
+        out.print(
+            f"produced {r['items']} copies{rng} for {safe(r['request'])} in {safe(r['out'])}; "
+            f"{r['texts']} texts; ledger event {r['event_seq']}"
+        )

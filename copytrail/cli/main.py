@@ -14,6 +14,7 @@ from copytrail.cli.acquisition_cmds import register as register_acquisition_comm
 from copytrail.cli.build_cmds import register as register_build_commands
 from copytrail.cli.guard_cmds import register as register_guard_commands
 from copytrail.cli.interop_cmds import register as register_interop_commands
+from copytrail.cli.interop_cmds import register_production as register_production_commands
 from copytrail.cli.options import JsonOpt, WorkersOpt, open_library, read_small, state
 from copytrail.cli.render import emit_json, emit_json_lines, err, human_bytes, out, safe, table
 from copytrail.cli.retention_cmds import register as register_retention_commands
@@ -282,12 +283,16 @@ def ls(
 def show(
     copy: Annotated[str, typer.Argument(help="Copy id, or a SHA-256 prefix of its bytes or text.")],
     text: Annotated[bool, typer.Option("--text", help="Print the extracted text.")] = False,
+    reason: Annotated[
+        str | None,
+        typer.Option("--reason", help="Why the text is read (required with --text; recorded)."),
+    ] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Everything recorded about one copy, with its events."""
     with open_library() as lib:
         if text:
-            sys.stdout.write(lib.copy_text(copy))
+            sys.stdout.write(lib.copy_text(copy, reason or "", channel="cli")["text"])
             return
         c = lib.copy(copy)
     if json_out:
@@ -726,6 +731,7 @@ register_retention_commands(app, open_library)
 register_acquisition_commands(app, open_library)
 register_trust_commands(app, open_library)
 register_interop_commands(app, open_library)
+register_production_commands(app, open_library)
 
 
 def main() -> None:

@@ -41,6 +41,7 @@ EVENT_TYPES = (
     "access",  # an API key was granted or revoked (who could read what, and when)
     "declared",  # a passage was declared boilerplate, or a purpose for a source or dataset
     "signing",  # the log's signing key was created or rotated, or a witness key was trusted
+    "disclosed",  # the text of copies was handed to someone (who, why, through what)
 )
 
 

@@ -392,9 +392,14 @@ def create_app(
         return lib.copy(copy_ref)
 
     @app.get("/v1/copies/{copy_ref}/text", tags=["ledger"])
-    def copy_text(copy_ref: str, _who: dict = needs("text")) -> dict[str, Any]:
-        """The full extracted text of a copy (admin only)."""
-        return {"copy": copy_ref, "text": lib.copy_text(copy_ref)}
+    def copy_text(
+        copy_ref: str,
+        reason: Annotated[str, Query(min_length=1, max_length=2000)],
+        who: dict = needs("text"),
+    ) -> dict[str, Any]:
+        """The full extracted text of a copy (admin only). `reason` is required: the disclosure
+        is recorded in the ledger (who, which copy, when, why) before the text is sent."""
+        return lib.copy_text(copy_ref, reason, who=f"api-key:{who['name']}", channel="api")
 
     @app.get("/v1/stats", tags=["ledger"])
     def stats(_who: dict = needs("read")) -> dict[str, Any]:

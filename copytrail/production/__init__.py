@@ -1,0 +1,1 @@
+"""Productions for discovery: manifests, Bates numbers, Concordance load files."""
