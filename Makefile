@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test fuzz lint bench clean
+.PHONY: demo test fuzz lint bench clean browser screenshots
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "copytrail needs Python 3.11+"'
@@ -15,9 +15,22 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	bash examples/demo.sh
 
-test: $(STAMP)
-	$(VENV)/bin/ruff check copytrail tests bench examples
+test: $(STAMP) browser
+	$(VENV)/bin/ruff check copytrail tests bench examples tools/build_verifier.py tools/screenshots.py
 	$(VENV)/bin/pytest -q
+
+# The console's browser tests drive Debian's Chromium (never `playwright install`): installed here
+# when missing and we may (root with apt-get); otherwise those tests skip and say why.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+	  && (apt-get install -y -q chromium >/dev/null 2>&1 \
+	      || (apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null)) \
+	  || echo "note: Chromium is not installed; the console's browser tests will skip"; }
+
+# Screenshots of the console over the demo library, into docs/screenshots/.
+screenshots: $(STAMP) browser
+	@[ -f build/demo-library/library.json ] || bash examples/demo.sh >/dev/null
+	bash examples/screenshots.sh
 
 # A long fuzzing run: many more hostile documents, archives, records and requests than `make test`.
 fuzz: $(STAMP)

@@ -279,6 +279,10 @@ class Library:
     def deletion_list(self) -> list[dict[str, Any]]:
         return browse.list_deletions(self.ctx.db)
 
+    def work_evidence(self, work_id: str, list_name: str | None = None) -> dict[str, Any]:
+        """A work with every audit match: the copy's provenance, spans and passages."""
+        return browse.work_evidence(self.ctx.db, self.store, work_id, list_name)
+
     def dataset(self, ref: str) -> dict[str, Any]:
         """A dataset's source and the make-up of its copies."""
         return browse.dataset_overview(self.ctx.db, ref)

@@ -114,5 +114,8 @@ ct evidence --work PG5200 --list demo-class --out build/evidence-PG5200.zip
 ct prove 5 --out build/proof-event-5.json
 ct verify
 ct verify --proof build/proof-event-5.json
+CONSOLE_KEY=$(raw key add "demo-console-$(date +%s)" --role admin --json | jq_field key)
 echo; echo "demo finished: library in build/demo-library, audit report in build/audit/report.html"
+echo "console: .venv/bin/copytrail -L build/demo-library serve --guard demo-class"
+echo "         then open http://127.0.0.1:8080/console and sign in with the admin key $CONSOLE_KEY"
 echo "(try: .venv/bin/copytrail -L build/demo-library show 1)"

@@ -26,8 +26,10 @@ from copytrail.catalog.schema import (
 from copytrail.errors import InvalidInput
 from copytrail.ingest.isbn import normalize_isbn
 from copytrail.ledger.db import read_connection
+from copytrail.store.blobs import BlobStore
 
 MAX_QUERY = 300
+EXCERPT_CHARS = 600  # per side of a matched span: enough to read, far from the whole text
 BY = ("title", "author", "isbn")
 
 
@@ -166,3 +168,92 @@ def copies_of_works(db: Engine, list_name: str, work_ids: list[str] | None) -> l
         if work_ids:
             q = q.where(works.c.work_id.in_(work_ids))
         return [r._asdict() for r in conn.execute(q)]
+
+
+def excerpts(
+    store: BlobStore,
+    work_text_sha256: str | None,
+    found: list[dict[str, Any]],
+    copy_texts: dict[int, str | None],
+    per_match: int = 50,
+) -> list[dict[str, Any]]:
+    """The audit's matched spans cut from the work's reference text and the copy's text (while
+    both are in the store), each side at most EXCERPT_CHARS."""
+    work_text = _text(store, work_text_sha256)
+    cache: dict[str, str | None] = {}
+    out = []
+    for m in found:
+        sha = copy_texts.get(m["copy_id"])
+        if sha and sha not in cache:
+            cache[sha] = _text(store, sha)
+        copy_text = cache.get(sha) if sha else None
+        spans = (
+            m["spans"] if isinstance(m.get("spans"), list) else json.loads(m.get("spans") or "[]")
+        )
+        for s in spans[:per_match]:
+            out.append(
+                {
+                    "audit_id": m["audit_id"],
+                    "copy_id": m["copy_id"],
+                    "words": s.get("words"),
+                    "work_span": [s["work_start"], s["work_end"]],
+                    "copy_span": [s["copy_start"], s["copy_end"]],
+                    "work_excerpt": _cut(work_text, s["work_start"], s["work_end"]),
+                    "copy_excerpt": _cut(copy_text, s["copy_start"], s["copy_end"]),
+                }
+            )
+    return out
+
+
+def _text(store: BlobStore, sha: str | None) -> str | None:
+    if not sha:
+        return None
+    try:
+        return store.get(sha).decode("utf-8", "replace")
+    except FileNotFoundError:
+        return None
+
+
+def _cut(text: str | None, start: int, end: int) -> str | None:
+    if text is None:
+        return None
+    piece = text[start:end]
+    if len(piece) <= EXCERPT_CHARS:
+        return piece
+    half = EXCERPT_CHARS // 2
+    return piece[:half] + " […] " + piece[-half:]
+
+
+def work_evidence(db: Engine, store: BlobStore, work_id: str, list_name: str | None) -> dict:
+    """A work with every match of every audit: the copy's dataset, source, kind, provider and
+    acquisition date, the spans, and the passages side by side."""
+    from copytrail.audit.works import find_work
+
+    with read_connection(db) as conn:
+        w = find_work(conn, work_id, list_name)
+        rows = conn.execute(
+            select(matches, audits.c.time.label("audit_time"), copies.c.text_sha256,
+                   copies.c.status, copies.c.path, copies.c.title.label("copy_title"),
+                   datasets.c.name.label("dataset_name"),
+                   datasets.c.version.label("dataset_version"),
+                   sources.c.name.label("source"), sources.c.kind.label("source_kind"),
+                   sources.c.provided_by, sources.c.acquired)
+            .join(audits, audits.c.id == matches.c.audit_id)
+            .join(copies, copies.c.id == matches.c.copy_id)
+            .join(datasets, datasets.c.id == copies.c.dataset_id)
+            .join(sources, sources.c.id == datasets.c.source_id)
+            .where(matches.c.work_pk == w["id"])
+            .order_by(matches.c.audit_id.desc(), matches.c.copy_id)
+        ).all()  # fmt: skip
+    found = []
+    for r in rows:
+        d = r._asdict()
+        d["dataset"] = dataset_label(d.pop("dataset_name"), d.pop("dataset_version"))
+        d["spans"] = json.loads(d["spans"]) if d.get("spans") else []
+        found.append(d)
+    texts = {m["copy_id"]: m["text_sha256"] for m in found if m["status"] != "deleted"}
+    return {
+        **w,
+        "matches": found,
+        "excerpts": excerpts(store, w.get("text_sha256"), found, texts, 5),
+    }

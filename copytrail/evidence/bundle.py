@@ -29,6 +29,7 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, select
 
+from copytrail.audit.browse import excerpts
 from copytrail.audit.works import find_work
 from copytrail.catalog.queries import find_copy
 from copytrail.catalog.schema import (
@@ -49,7 +50,6 @@ from copytrail.ledger.db import read_connection
 from copytrail.ledger.schema import checkpoints, events
 
 FORMAT = "copytrail-evidence/1"
-EXCERPT_CHARS = 600  # per side of a matched span: enough to read, far from the whole text
 MAX_EXCERPTS = 50
 MAX_EVENTS = 100_000
 
@@ -284,49 +284,12 @@ def _work_subject(
 def _excerpts(
     ctx: Context, w: dict[str, Any], found: list[dict[str, Any]], copy_rows: dict[int, Any]
 ) -> bytes:
-    """The matched passages side by side: the audit's character spans cut from the work's
-    reference text and the copy's text (only while both are in the store)."""
-    work_text = _text(ctx, w.get("text_sha256"))
-    lines = []
-    for m in found:
-        c = copy_rows.get(m["copy_id"], {})
-        copy_text = _text(ctx, c.get("text_sha256")) if c.get("status") != "deleted" else None
-        for s in (orjson.loads(m["spans"]) if m.get("spans") else [])[:MAX_EXCERPTS]:
-            lines.append(
-                orjson.dumps(
-                    {
-                        "audit_id": m["audit_id"],
-                        "copy_id": m["copy_id"],
-                        "words": s.get("words"),
-                        "work_span": [s["work_start"], s["work_end"]],
-                        "copy_span": [s["copy_start"], s["copy_end"]],
-                        "work_excerpt": _cut(work_text, s["work_start"], s["work_end"]),
-                        "copy_excerpt": _cut(copy_text, s["copy_start"], s["copy_end"]),
-                    }
-                )
-            )
-            if len(lines) >= MAX_EXCERPTS * 4:
-                break
-    return b"\n".join(lines) + (b"\n" if lines else b"")
-
-
-def _text(ctx: Context, sha: str | None) -> str | None:
-    if not sha:
-        return None
-    try:
-        return ctx.store.get(sha).decode("utf-8", "replace")
-    except FileNotFoundError:
-        return None
-
-
-def _cut(text: str | None, start: int, end: int) -> str | None:
-    if text is None:
-        return None
-    piece = text[start:end]
-    if len(piece) <= EXCERPT_CHARS:
-        return piece
-    half = EXCERPT_CHARS // 2
-    return piece[:half] + " […] " + piece[-half:]
+    """The matched passages side by side (work and copy), one JSON line each."""
+    shas = {
+        cid: c.get("text_sha256") for cid, c in copy_rows.items() if c.get("status") != "deleted"
+    }
+    rows = excerpts(ctx.store, w.get("text_sha256"), found, shas, MAX_EXCERPTS)
+    return b"".join(orjson.dumps(r) + b"\n" for r in rows)
 
 
 def _deletion_subject(

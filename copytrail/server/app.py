@@ -433,5 +433,9 @@ def create_app(
         ident.pop("key_file_present", None)
         return ident
 
+    if lib is not None:
+        from copytrail.console.routes import mount
+
+        mount(app, lib, default_guard)
     app.add_middleware(BodyLimit, max_body=max_body)
     return app
