@@ -52,6 +52,7 @@ ALLOWED: dict[str, set[str]] = {
     },
     "witness": {"errors", "ledger"},
     "production": {"audit", "catalog", "context", "errors", "ledger"},
+    "console": {"errors", "server"},  # a shell beside server.app: pages over Library calls
     "interop": {"catalog", "context", "errors", "ledger", "store"},
     "evidence": {"audit", "catalog", "context", "errors", "ledger"},
     "verify_bundle": {"ledger"},  # only merkle.py and note.py: it is built into one file
