@@ -33,8 +33,9 @@ class Session:
 
 
 class Sessions:
-    def __init__(self, root: Path) -> None:
-        self.secret = _secret(root / "console" / "secret")
+    def __init__(self, root: Path | None) -> None:
+        # No library folder (an app over a stand-in library): a secret for this process only.
+        self.secret = _secret(root / "console" / "secret") if root else secrets.token_bytes(32)
         self._ended: set[str] = set()
 
     def _sign(self, text: str) -> str:

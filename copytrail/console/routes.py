@@ -43,7 +43,7 @@ def mount(app: FastAPI, lib: Any, default_guard: str | None = None) -> None:
     env.filters["tojson_pretty"] = lambda v: json.dumps(
         v, indent=2, ensure_ascii=False, default=str
     )
-    sessions = Sessions(lib.path)
+    sessions = Sessions(getattr(lib, "path", None))
     state: dict[str, Any] = {"verify": None}
     css = (HERE / "static" / "console.css").read_text(encoding="utf-8")
 
