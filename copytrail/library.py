@@ -49,6 +49,9 @@ from copytrail.ledger import publish
 from copytrail.ledger.db import make_engine, read_connection, write_transaction
 from copytrail.ledger.events import EventWriter, default_actor
 from copytrail.ledger.verify import VerifyReport
+from copytrail.models import decoding as model_decoding
+from copytrail.models import probe as model_probe
+from copytrail.models import train as model_training
 from copytrail.production import produce as productions
 from copytrail.retention import delete as deletions
 from copytrail.retention import holds as legal_holds
@@ -469,6 +472,29 @@ class Library:
         """Forward (copy, work, dataset -> corpora, shards, runs, models) or backward (model ->
         tokens by dataset, source, source kind); or models that read data received after a date."""
         return traces.trace(self.ctx, copy, work, works_list, dataset, model, received_after)
+
+    # ---- models: train, probe, guarded generation ---------------------------------------------
+    def train(self, model: str, corpus: str, out: str | os.PathLike, **kw: Any) -> dict[str, Any]:
+        """Train (config=tiny|small) or fine-tune (init=DIR or .gguf) a causal LM on a corpus's
+        shards; the run is recorded with exactly which token ranges it read."""
+        return model_training.train(self.ctx, model, corpus, out, **kw)
+
+    def probe(self, model_path: str | os.PathLike, out: str | os.PathLike, **kw: Any) -> Any:
+        """Memorization probe of works, copies or a corpus sample, against unseen controls."""
+        return model_probe.probe(self.ctx, model_path, out, **kw)
+
+    def guarded_generate(
+        self,
+        model_path: str | os.PathLike,
+        prompt: str,
+        guard: str | None = None,
+        min_words: int = 50,
+        max_new_tokens: int = 100,
+    ) -> dict[str, Any]:
+        """Greedy generation; with `guard`, no run of min_words protected words is emitted."""
+        return model_decoding.generate_with(
+            self.ctx, model_path, prompt, guard, min_words, max_new_tokens
+        )
 
     # ---- retention: holds, deletion ----------------------------------------------------------
     def add_hold(self, matter: str, scope: str, ref: str) -> dict[str, Any]:

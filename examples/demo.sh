@@ -67,6 +67,40 @@ ct run record --model demo-7b --corpus demo-corpus --started 2026-01-05 --finish
 ct trace --model demo-7b
 ct trace --dataset books3@2020-10
 
+echo; echo "# models: a tiny model trained on two excerpts, what it read, what it memorized, a guard"
+.venv/bin/python - <<'PY'
+from pathlib import Path
+out = Path("build/demo-input/excerpts")
+(out / "train").mkdir(parents=True, exist_ok=True)
+for name, f in (("alice", "examples/gutenberg/11/11-0.txt"), ("kafka", "examples/gutenberg/5200/5200.txt")):
+    raw = Path(f).read_text(encoding="utf-8")
+    words = raw[raw.find("***", raw.find("START OF")) + 3 :].split()[500:1300]
+    (out / "train" / f"{name}-excerpt.txt").write_text(" ".join(words), encoding="utf-8")
+(out / "policy.toml").write_text(
+    'datasets = ["excerpts@demo"]\ntokenizer = "../../demo-tokenizer.json"\nshard_tokens = 100000\n'
+)
+(out / "prompt.txt").write_text(" ".join((out / "train" / "alice-excerpt.txt").read_text().split()[:40]))
+PY
+ct ingest build/demo-input/excerpts/train --source gutenberg --dataset excerpts@demo
+ct build excerpts-corpus --policy build/demo-input/excerpts/policy.toml
+rm -rf build/demo-model build/demo-probe
+ct train --model demo-tiny --corpus excerpts-corpus --out build/demo-model --steps 800 --seq-len 256 --batch 4
+ct trace --model demo-tiny
+ALICE_COPY=$(raw ls copies --dataset excerpts@demo --json | .venv/bin/python -c "import json,sys; print(next(c['id'] for c in json.load(sys.stdin) if 'alice' in c['path']))")
+ct probe --model build/demo-model --copy "$ALICE_COPY" --out build/demo-probe --controls 2
+ct guard index excerpts --dataset excerpts@demo
+echo; echo "\$ copytrail generate --model build/demo-model --prompt (the excerpt's first 40 words) --max-tokens 120"
+raw generate --model build/demo-model --prompt "$(cat build/demo-input/excerpts/prompt.txt)" --max-tokens 120 \
+  > build/demo-unguarded.txt
+cat build/demo-unguarded.txt
+echo; echo "\$ copytrail generate ... --guard excerpts --min-words 20"
+raw generate --model build/demo-model --prompt "$(cat build/demo-input/excerpts/prompt.txt)" --max-tokens 120 \
+  --guard excerpts --min-words 20 > build/demo-guarded.txt
+cat build/demo-guarded.txt
+ct check build/demo-unguarded.txt --guard excerpts --min-words 20 \
+  || { rc=$?; [ "$rc" -eq 3 ] && echo "(exit 3: the unguarded output reproduces the excerpt verbatim)"; }
+ct check build/demo-guarded.txt --guard excerpts --min-words 20
+
 echo; echo "# retention, a legal hold, and a deletion with a certificate"
 ct retention report --rules examples/retention.toml --as-of 2030-01-01
 ct hold add --matter "Doe v. Example AI, 26-cv-0042" --source books3-mirror

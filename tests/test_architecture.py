@@ -51,6 +51,7 @@ ALLOWED: dict[str, set[str]] = {
         "store",
     },
     "witness": {"errors", "ledger"},
+    "models": {"audit", "build", "catalog", "context", "errors", "fingerprint", "guard", "ledger"},
     "production": {"audit", "catalog", "context", "errors", "ledger"},
     "console": {"errors", "server"},  # a shell beside server.app: pages over Library calls
     "interop": {"catalog", "context", "errors", "ledger", "store"},

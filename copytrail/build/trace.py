@@ -14,9 +14,18 @@ from typing import Any
 
 from sqlalchemy import and_, insert, select
 
+from copytrail.catalog.digest import READ_COLUMNS, rows_digest, sort_key
 from copytrail.catalog.queries import COPY_FROM, dataset_id, find_copy
 from copytrail.catalog.records import checked_iso, dataset_label, next_id
-from copytrail.catalog.schema import copies, corpora, corpus_docs, datasets, runs, sources
+from copytrail.catalog.schema import (
+    copies,
+    corpora,
+    corpus_docs,
+    datasets,
+    run_reads,
+    runs,
+    sources,
+)
 from copytrail.context import Context
 from copytrail.errors import InvalidInput, NotFound
 from copytrail.ledger.db import read_connection, write_transaction
@@ -31,8 +40,13 @@ def record_run(
     started: str | None = None,
     finished: str | None = None,
     notes: str | None = None,
+    reads: list[dict[str, int]] | None = None,
+    model_sha256: str | None = None,
+    training: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Record that `model` was trained on `corpus` (all shards, or the ones listed)."""
+    """Record that `model` was trained on `corpus` (all shards, or the ones listed). A trainer
+    that knows exactly what it read passes `reads`: (shard, token_start, token_end, times)
+    intervals, kept in run_reads and committed to by the event's row digest."""
     if not model.strip():
         raise InvalidInput("name the model, e.g. --model acme-7b-v2")
     started, finished = checked_iso(started, "--started"), checked_iso(finished, "--finished")
@@ -48,18 +62,31 @@ def record_run(
             shards = sorted(set(shards))
         run_id = next_id(conn, runs.c.id)
         ev = EventWriter(conn, ctx.actor)
-        seq = ev.append(
-            "trained",
-            {"run_id": run_id, "model": model, "corpus_id": c.id},
-            {
-                "corpus": corpus,
-                "manifest_sha256": c.manifest_sha256,
-                "shards": shards,
-                "started": started,
-                "finished": finished,
-                "notes": notes,
-            },
-        )
+        payload: dict[str, Any] = {
+            "corpus": corpus,
+            "manifest_sha256": c.manifest_sha256,
+            "shards": shards,
+            "started": started,
+            "finished": finished,
+            "notes": notes,
+        }
+        read_rows = []
+        if reads is not None:
+            read_rows = sorted(
+                ({"run_id": run_id, **{k: int(r[k]) for k in READ_COLUMNS}} for r in reads),
+                key=sort_key("run_reads"),
+            )
+            if any(r["shard"] not in range(n_shards) for r in read_rows):
+                raise InvalidInput("a read names a shard the corpus does not have")
+            payload["reads_sha256"] = rows_digest(read_rows, READ_COLUMNS)
+            payload["tokens_read"] = sum(
+                (r["token_end"] - r["token_start"]) * r["times"] for r in read_rows
+            )
+        if model_sha256:
+            payload["model_sha256"] = model_sha256
+        if training:
+            payload["training"] = training
+        seq = ev.append("trained", {"run_id": run_id, "model": model, "corpus_id": c.id}, payload)
         ev.flush()
         row = {
             "id": run_id,
@@ -74,7 +101,9 @@ def record_run(
             "event_seq": seq,
         }
         conn.execute(insert(runs), [row])
-    return {**row, "corpus": corpus, "shards": shards}
+        for i in range(0, len(read_rows), 5000):
+            conn.execute(insert(run_reads), read_rows[i : i + 5000])
+    return {**row, "corpus": corpus, "shards": shards, "model_sha256": model_sha256}
 
 
 def _runs_by_corpus(conn: Any) -> dict[int, list[dict[str, Any]]]:
@@ -156,10 +185,12 @@ def trace_model(ctx: Context, model: str) -> dict[str, Any]:
             raise NotFound(f"no run recorded for model {model!r}; see `copytrail run record`")
         totals: dict[str, dict[str, int]] = {"dataset": {}, "source": {}, "source_kind": {}}
         all_tokens = 0
+        copies_read: dict[int, dict[str, Any]] = {}
         corpora_used = []
         for run in model_runs:
             q = (
                 select(
+                    corpus_docs.c.copy_id,
                     corpus_docs.c.token_start,
                     corpus_docs.c.token_end,
                     corpus_docs.c.shard,
@@ -179,9 +210,23 @@ def trace_model(ctx: Context, model: str) -> dict[str, Any]:
             if run["shards"] is not None:
                 q = q.where(corpus_docs.c.shard.in_(run["shards"]))
             run_tokens = 0
+            reads = _reads_of(conn, run["id"])
             for d in conn.execute(q):
                 n = d.token_end - d.token_start
                 run_tokens += n
+                if reads is not None:
+                    seen, token_reads, times = _seen(reads.get(d.shard), d.token_start, d.token_end)
+                    if seen:
+                        r = copies_read.setdefault(
+                            d.copy_id,
+                            {"copy_id": d.copy_id, "dataset": dataset_label(d.name, d.version),
+                             "tokens": n, "tokens_seen": 0, "token_reads": 0, "max_times": 0,
+                             "runs": []},
+                        )  # fmt: skip
+                        r["tokens_seen"] = max(r["tokens_seen"], seen)
+                        r["token_reads"] += token_reads
+                        r["max_times"] = max(r["max_times"], times)
+                        r["runs"].append(run["id"])
                 for key, val in (
                     ("dataset", dataset_label(d.name, d.version)),
                     ("source", d.source),
@@ -197,6 +242,7 @@ def trace_model(ctx: Context, model: str) -> dict[str, Any]:
                     "tokens": run_tokens,
                     "started": run["started"],
                     "finished": run["finished"],
+                    "reads_recorded": reads is not None,
                 }
             )
 
@@ -213,7 +259,44 @@ def trace_model(ctx: Context, model: str) -> dict[str, Any]:
         "by_source_kind": shares("source_kind"),
         "by_source": shares("source"),
         "by_dataset": shares("dataset"),
+        # Runs that recorded their reads (`copytrail train`): each copy whose tokens the model
+        # saw, how many of its tokens, and at most how many times.
+        "copies_read": [copies_read[k] for k in sorted(copies_read)],
     }
+
+
+def _reads_of(conn: Any, run_id: int) -> dict[int, tuple[Any, Any, Any]] | None:
+    """shard -> (starts, ends, times) arrays of a run's recorded reads; None if none recorded."""
+    import numpy as np
+
+    rows = conn.execute(
+        select(run_reads.c.shard, run_reads.c.token_start, run_reads.c.token_end, run_reads.c.times)
+        .where(run_reads.c.run_id == run_id)
+        .order_by(run_reads.c.shard, run_reads.c.token_start)
+    ).all()
+    if not rows:
+        return None
+    by: dict[int, list] = {}
+    for r in rows:
+        by.setdefault(r.shard, []).append((r.token_start, r.token_end, r.times))
+    return {s: tuple(np.asarray(col) for col in zip(*v, strict=True)) for s, v in by.items()}
+
+
+def _seen(reads: tuple[Any, Any, Any] | None, start: int, end: int) -> tuple[int, int, int]:
+    """Of tokens [start, end): how many were read, how many token reads fell there, and the
+    most times any one was read."""
+    if reads is None:
+        return 0, 0, 0
+    import numpy as np
+
+    starts, ends, times = reads
+    lo, hi = np.searchsorted(ends, start, "right"), np.searchsorted(starts, end, "left")
+    if hi <= lo:
+        return 0, 0, 0
+    overlap = np.minimum(ends[lo:hi], end) - np.maximum(starts[lo:hi], start)
+    keep = overlap > 0
+    t = times[lo:hi][keep]
+    return int(overlap[keep].sum()), int((overlap[keep] * t).sum()), int(t.max(initial=0))
 
 
 def models_after(ctx: Context, date: str) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from copytrail.canonical import parse_json
 from copytrail.catalog.digest import (
     DOC_COLUMNS,
     MATCH_COLUMNS,
+    READ_COLUMNS,
     WORK_COLUMNS,
     key_check,
     table_digest,
@@ -38,6 +39,7 @@ from copytrail.catalog.schema import (
     corpus_docs,
     holds,
     matches,
+    run_reads,
     runs,
     works,
     works_lists,
@@ -139,6 +141,15 @@ class CustodyEvents:
                 "event_seq": (row.event_seq, ev.seq),
             }
             _differs(report, f"run {row.id}", claims)
+            want = ev.payload.get("reads_sha256")
+            if (
+                want is not None
+                and table_digest(conn, run_reads, READ_COLUMNS, run_id=row.id) != want
+            ):
+                report.problem(
+                    f"run {row.id}: the token ranges it read differ from its event {ev.seq} "
+                    "(rows of run_reads were changed, added or removed)"
+                )
 
     def _holds(self, conn: Connection, report: VerifyReport) -> None:
         for row in conn.execute(select(holds)):

@@ -21,6 +21,7 @@ MATCH_COLUMNS = (
 DOC_COLUMNS = (
     "copy_id", "fate", "rule", "detail", "kept_copy_id", "shard", "token_start", "token_end"
 )  # fmt: skip
+READ_COLUMNS = ("shard", "token_start", "token_end", "times")
 WORK_COLUMNS = (
     "id", "work_id", "title", "authors", "isbns", "asin", "text_sha256", "text_source_sha256"
 )  # fmt: skip
@@ -41,6 +42,7 @@ KEYS = {
     "matches": ("work_pk", "copy_id", "method"),
     "corpus_docs": ("copy_id",),
     "works": ("id",),
+    "run_reads": ("shard", "token_start"),
 }
 
 

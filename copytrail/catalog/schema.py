@@ -19,9 +19,10 @@ from sqlalchemy import (
 
 from copytrail.ledger.schema import metadata
 
-SCHEMA_VERSION = 10  # 2: works lists, audits, matches; 3: works.text_source_sha256; 4: api_keys
+SCHEMA_VERSION = 11  # 2: works lists, audits, matches; 3: works.text_source_sha256; 4: api_keys
 # 5: corpora, corpus_docs; 6: runs; 7: holds, deletions (fingerprints joined the schema in 7)
 # 8: boilerplate; 9: purchases, scans, purposes; 10: signed checkpoints, tree_nodes
+# 11: run_reads
 
 sources = Table(
     "sources",
@@ -215,6 +216,19 @@ runs = Table(
     Column("event_seq", BigInteger, nullable=False),
 )
 Index("ix_runs_model", runs.c.model)
+
+# Which tokens a run read, as intervals of equal count: tokens [token_start, token_end) of shard
+# `shard` of the run's corpus were read `times` times (written by `copytrail train`).
+run_reads = Table(
+    "run_reads",
+    metadata,
+    Column("run_id", Integer, ForeignKey("runs.id"), nullable=False),
+    Column("shard", Integer, nullable=False),
+    Column("token_start", BigInteger, nullable=False),
+    Column("token_end", BigInteger, nullable=False),
+    Column("times", Integer, nullable=False),
+)
+Index("ix_run_reads_run", run_reads.c.run_id, run_reads.c.shard, run_reads.c.token_start)
 
 # Legal holds: while active, nothing they cover may be deleted.
 holds = Table(

@@ -147,6 +147,16 @@ def register(app: typer.Typer, open_lib: Callable[..., Any]) -> None:
                     [label, "tokens", "share"],
                     [[g[label], f"{g['tokens']:,}", f"{100 * g['share']:.1f}%"] for g in r[key]],
                 )
+            if r.get("copies_read"):
+                table(
+                    "copies whose tokens the model read (recorded by `copytrail train`)",
+                    ["copy", "dataset", "tokens", "read", "times (max)"],
+                    [
+                        [c["copy_id"], c["dataset"], f"{c['tokens']:,}", f"{c['tokens_seen']:,}",
+                         c["max_times"]]
+                        for c in r["copies_read"][:200]
+                    ],
+                )  # fmt: skip
         elif received_after is not None:
             table(
                 f"models that read data received on or after {received_after}",

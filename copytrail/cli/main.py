@@ -15,6 +15,7 @@ from copytrail.cli.build_cmds import register as register_build_commands
 from copytrail.cli.guard_cmds import register as register_guard_commands
 from copytrail.cli.interop_cmds import register as register_interop_commands
 from copytrail.cli.interop_cmds import register_production as register_production_commands
+from copytrail.cli.models_cmds import register as register_model_commands
 from copytrail.cli.options import JsonOpt, WorkersOpt, open_library, read_small, state
 from copytrail.cli.render import emit_json, emit_json_lines, err, human_bytes, out, safe, table
 from copytrail.cli.retention_cmds import register as register_retention_commands
@@ -732,6 +733,7 @@ register_acquisition_commands(app, open_library)
 register_trust_commands(app, open_library)
 register_interop_commands(app, open_library)
 register_production_commands(app, open_library)
+register_model_commands(app, open_library)
 
 
 def main() -> None:

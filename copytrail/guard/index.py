@@ -132,6 +132,18 @@ class GuardIndex:
     def check(self, min_words: int, budget: Budget | None = None) -> Check:
         return Check(self.segments, min_words, budget)
 
+    def has_run(self, words: list[bytes]) -> bool:
+        """Whether this run of normalised words occurs in any indexed text (the decoding-time
+        guard asks this for every token it lets a model emit)."""
+        if not words:
+            return False
+        hashes = word_ids(words)
+        for seg in self.segments:
+            lo, hi = seg.sa_range(seg.to_ids(hashes))
+            if hi > lo:
+                return True
+        return False
+
     def phrase_positions(self, phrase: str) -> Iterator[tuple[int, np.ndarray]]:
         """(segment number, token positions) of every occurrence of the phrase."""
         ws, _s, _e = token_spans(phrase)

@@ -42,6 +42,7 @@ EVENT_TYPES = (
     "declared",  # a passage was declared boilerplate, or a purpose for a source or dataset
     "signing",  # the log's signing key was created or rotated, or a witness key was trusted
     "disclosed",  # the text of copies was handed to someone (who, why, through what)
+    "probed",  # a model was probed for memorization of works (model hash, parameters, report)
 )
 
 
