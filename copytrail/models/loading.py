@@ -16,6 +16,9 @@ def offline() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+    # copytrail shows its own progress; the libraries' bars and notices are noise on stderr.
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 
 def load(path: str | os.PathLike) -> tuple[Any, Any]:
@@ -23,6 +26,9 @@ def load(path: str | os.PathLike) -> tuple[Any, Any]:
     offline()
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerFast
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
 
     p = Path(path)
     if not p.exists():

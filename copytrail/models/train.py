@@ -91,6 +91,9 @@ def train(
 ) -> dict[str, Any]:
     loading.offline()
     import torch
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
 
     if (config is None) == (init is None):
         raise InvalidInput(
@@ -111,6 +114,7 @@ def train(
     if not windows:
         raise InvalidInput(f"corpus {corpus!r} has no tokens to train on")
     vocab = int(manifest["tokenizer"]["vocab_size"])
+    tok_file = _tokenizer_file(manifest, folder) if init is None else None  # before any training
     torch.manual_seed(seed)
     rng = random.Random(seed)
     if init is not None:
@@ -167,15 +171,12 @@ def train(
         sched.step()
         losses.append(float(loss.detach()))
         if progress:
-            progress(step + 1, steps, float(loss))
+            progress(step + 1, steps, losses[-1])
     finished = utc_now()
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir, safe_serialization=True)
-    tok_path = Path(manifest["tokenizer"]["path"])
     if init is None:
-        shutil.copyfile(
-            tok_path if tok_path.is_absolute() else folder / tok_path, out_dir / "tokenizer.json"
-        )
+        shutil.copyfile(str(tok_file), out_dir / "tokenizer.json")
     elif Path(init).is_dir():
         for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
             if (Path(init) / name).exists():
@@ -198,6 +199,25 @@ def train(
             "final_loss": losses[-1], "first_loss": losses[0], "steps": steps}  # fmt: skip
     (out_dir / RUN_FILE).write_text(json.dumps(info, indent=2), encoding="utf-8")
     return {**info, "path": str(out_dir), "reads": len(reads)}
+
+
+def _tokenizer_file(manifest: dict[str, Any], folder: Path) -> Path:
+    """The tokenizer the corpus was built with, found by its recorded path (as given to the
+    build, relative to where it ran, or to the corpus) and checked by its SHA-256."""
+    import hashlib
+
+    tok = manifest["tokenizer"]
+    p = Path(tok["path"])
+    for candidate in (p, Path.cwd() / p, folder / p, folder / p.name):
+        if (
+            candidate.is_file()
+            and hashlib.sha256(candidate.read_bytes()).hexdigest() == tok["sha256"]
+        ):
+            return candidate
+    raise NotFound(
+        f"the corpus's tokenizer {p} (SHA-256 {tok['sha256'][:12]}...) is not where the build "
+        "found it; run train from the folder the build ran in, or rebuild the corpus"
+    )
 
 
 def export_tokenizer(init: str | os.PathLike, out: str | os.PathLike) -> dict[str, Any]:
