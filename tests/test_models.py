@@ -134,3 +134,17 @@ def test_cli_train_probe_generate(trained, tmp_path):
     bad = run_cli("train", "--model", "x", "--corpus", "c1", "--out", str(tmp_path / "m"),
                   library=lib.path, check=False)  # fmt: skip
     assert bad.returncode == 2 and "not empty" in bad.stderr
+
+
+def test_fine_tune_from_a_model_folder(trained, tmp_path):
+    """--init: fine-tuning starts from the saved weights (its tokenizer is kept), and the run
+    is recorded like any other."""
+    lib, root, _texts, r = trained
+    ft = lib.train("tiny-ft", "c1", tmp_path / "ft", config=None, init=root / "model", steps=3,
+                   seq_len=64, batch=2)  # fmt: skip
+    assert ft["model_sha256"] != r["model_sha256"]
+    assert ft["first_loss"] < 1.0  # it starts from the memorized weights, not from scratch
+    assert (tmp_path / "ft" / "tokenizer.json").exists()
+    assert {c["copy_id"] for c in lib.trace(model="tiny-ft")["copies_read"]}
+    with pytest.raises(Exception, match="--config tiny|--init"):
+        lib.train("x", "c1", tmp_path / "x", config="tiny", init=root / "model")
