@@ -15,12 +15,13 @@ PACKAGE = Path(__file__).resolve().parent.parent / "copytrail"
 # (library), the shells (cli, server.app) and the package root are never in these sets.
 ALLOWED: dict[str, set[str]] = {
     "errors": set(),
+    "atomic": set(),  # atomic file writes, used by the layers that publish files
     "canonical": set(),
     "progress": set(),
     "samples": set(),  # sample data for the demo and tests
     "store": {"errors"},
     "engine": set(),
-    "ledger": {"canonical", "errors"},
+    "ledger": {"atomic", "canonical", "errors"},
     "catalog": {"canonical", "errors", "ledger", "store"},
     "context": {"engine", "store"},
     "checker": {"catalog", "ledger", "store"},
@@ -50,12 +51,12 @@ ALLOWED: dict[str, set[str]] = {
         "ledger",
         "store",
     },
-    "witness": {"errors", "ledger"},
+    "witness": {"atomic", "errors", "ledger"},
     "models": {"audit", "build", "catalog", "context", "errors", "fingerprint", "guard", "ledger"},
     "production": {"audit", "catalog", "context", "errors", "ledger"},
     "console": {"errors", "server"},  # a shell beside server.app: pages over Library calls
-    "interop": {"catalog", "context", "errors", "ledger", "store"},
-    "evidence": {"audit", "catalog", "context", "errors", "ledger"},
+    "interop": {"atomic", "catalog", "context", "errors", "ledger", "store"},
+    "evidence": {"atomic", "audit", "catalog", "context", "errors", "ledger"},
     "verify_bundle": {"ledger"},  # only merkle.py and note.py: it is built into one file
 }
 

@@ -179,13 +179,13 @@ def excerpts(
 ) -> list[dict[str, Any]]:
     """The audit's matched spans cut from the work's reference text and the copy's text (while
     both are in the store), each side at most EXCERPT_CHARS."""
-    work_text = _text(store, work_text_sha256)
+    work_text = stored_text(store, work_text_sha256)
     cache: dict[str, str | None] = {}
     out = []
     for m in found:
         sha = copy_texts.get(m["copy_id"])
         if sha and sha not in cache:
-            cache[sha] = _text(store, sha)
+            cache[sha] = stored_text(store, sha)
         copy_text = cache.get(sha) if sha else None
         spans = (
             m["spans"] if isinstance(m.get("spans"), list) else json.loads(m.get("spans") or "[]")
@@ -205,7 +205,8 @@ def excerpts(
     return out
 
 
-def _text(store: BlobStore, sha: str | None) -> str | None:
+def stored_text(store: BlobStore, sha: str | None) -> str | None:
+    """A text blob, or None when it is not (or no longer) in the store."""
     if not sha:
         return None
     try:

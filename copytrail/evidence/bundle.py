@@ -29,6 +29,7 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, select
 
+from copytrail.atomic import write_atomic
 from copytrail.audit.browse import excerpts
 from copytrail.audit.works import find_work
 from copytrail.catalog.queries import find_copy
@@ -324,9 +325,7 @@ def _write_zip(path: Path, files: dict[str, bytes]) -> None:
             info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
             info.compress_type = zipfile.ZIP_DEFLATED
             z.writestr(info, files[name])
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(buf.getvalue())
-    os.replace(tmp, path)
+    write_atomic(path, buf.getvalue())
 
 
 def _readme(subject: dict[str, Any], size: int, stamped: bool) -> str:

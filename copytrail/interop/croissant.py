@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from sqlalchemy import Connection, func, select
 
+from copytrail.atomic import write_atomic
 from copytrail.catalog.queries import dataset_id, purpose_of_datasets
 from copytrail.catalog.records import dataset_label
 from copytrail.catalog.schema import copies, corpora, corpus_docs, datasets, sources
@@ -100,9 +101,7 @@ def export(
         else:
             doc = _dataset(ctx, conn, str(dataset), out_path)
     body = json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
-    tmp = out_path.with_name(f".{out_path.name}.tmp")
-    tmp.write_text(body, encoding="utf-8")
-    os.replace(tmp, out_path)
+    write_atomic(out_path, body.encode("utf-8"))
     return {
         "path": str(out_path),
         "name": doc["name"],

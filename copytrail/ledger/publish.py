@@ -10,13 +10,12 @@ Files under ROOT/log/ (safe to publish: hashes only):
 
 from __future__ import annotations
 
-import os
-import secrets
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine
 
+from copytrail.atomic import write_atomic as _write
 from copytrail.errors import InvalidInput, NotFound
 from copytrail.ledger import checkpoint, note, signing, timestamp
 from copytrail.ledger.db import read_connection, write_transaction
@@ -55,13 +54,6 @@ def write_files(root: Path, cp: dict[str, Any]) -> Path:
         _write(folder / "checkpoints" / f"{size}.tsr", timestamp.decode(cp["timestamp_token"]))
     _write(folder / "checkpoint", cp["note"].encode())
     return folder / "checkpoint"
-
-
-def _write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 def identity(

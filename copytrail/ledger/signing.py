@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, select
 
+from copytrail.atomic import write_atomic
 from copytrail.errors import Conflict, InvalidInput, NotFound
 from copytrail.ledger.events import EventWriter
 from copytrail.ledger.note import (
@@ -100,14 +101,7 @@ def _read_key(path: Path) -> Signer:
 
 
 def _write_key(path: Path, signer: Signer) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="ascii") as f:
-        f.write(signer.skey() + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    write_atomic(path, (signer.skey() + "\n").encode("ascii"), 0o600)
 
 
 def default_origin(conn: Connection) -> str:

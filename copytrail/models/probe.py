@@ -28,6 +28,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from copytrail.audit.browse import stored_text
 from copytrail.audit.works import find_work
 from copytrail.build.trace import trace_model
 from copytrail.catalog.queries import find_copy
@@ -39,15 +40,6 @@ from copytrail.ledger.events import append_event
 from copytrail.models import loading
 
 MAX_WINDOWS = 2000
-
-
-def _text(ctx: Context, sha: str | None) -> str | None:
-    if not sha:
-        return None
-    try:
-        return ctx.store.get(sha).decode("utf-8", "replace")
-    except FileNotFoundError:
-        return None
 
 
 def _subjects(ctx: Context, work: str | None, list_name: str | None, copy: str | int | None,
@@ -235,7 +227,7 @@ def probe(
     results = []
     for role, group in (("probed", subjects), ("control", ctrl)):
         for s in group:
-            text = _text(ctx, s.get("text_sha256"))
+            text = stored_text(ctx.store, s.get("text_sha256"))
             if text is None:
                 results.append({**s, "role": role, "error": "no text in the store"})
                 continue

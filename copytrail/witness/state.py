@@ -15,9 +15,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
-import os
 import re
-import secrets
 import time
 import urllib.error
 import urllib.parse
@@ -27,6 +25,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from copytrail.atomic import write_atomic as _write_atomic
 from copytrail.errors import Conflict, CopytrailError, InvalidInput, NotFound
 from copytrail.ledger import merkle, note
 
@@ -38,17 +37,6 @@ class Refused(CopytrailError):
     """The witness will not cosign: the new checkpoint does not extend the one it holds."""
 
     exit_code = 1
-
-
-def _write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def log_folder_name(origin: str) -> str:
