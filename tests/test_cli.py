@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from copytrail import Library
+
 from .conftest import EXAMPLES, run_cli
 
 
@@ -113,11 +115,13 @@ def test_verify_exit_1_names_the_problem(libdir: Path):
 
 def test_verify_exit_1_on_missing_blob(libdir: Path):
     run_cli("ingest", str(EXAMPLES / "5200"), "--source", "pg", "--dataset", "d", library=libdir)
-    blob = next((libdir / "blobs").rglob("*.zst"))
-    blob.unlink()
+    lib = Library.open(libdir)
+    sha = next(iter(lib.copies()))["sha256"]
+    assert lib.store.remove(sha)
+    lib.close()
     p = run_cli("verify", "--json", library=libdir, check=False)
     r = json.loads(p.stdout)
-    assert p.returncode == 1 and any(blob.name[:-4] in x and "missing" in x for x in r["problems"])
+    assert p.returncode == 1 and any(sha in x and "missing" in x for x in r["problems"])
 
 
 def test_errors_say_what_to_do_next(libdir: Path, tmp_path: Path):

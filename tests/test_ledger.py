@@ -67,9 +67,10 @@ def test_verify_names_each_kind_of_tampering(lib: Library, tmp_path: Path, sql: 
 def test_verify_finds_missing_and_corrupt_blobs(lib: Library, tmp_path: Path):
     _add_docs(lib, tmp_path, 3)
     copies = list(lib.copies())
-    lib.store.fs.rm(lib.store.path(copies[0]["sha256"]))
-    with open(lib.store.path(copies[1]["sha256"]), "r+b") as f:
-        f.seek(10)
+    lib.store.remove(copies[0]["sha256"])
+    (where,) = lib.store.locate(copies[1]["sha256"])  # a loose file or a block of a pack
+    with open(where["file"], "r+b") as f:
+        f.seek(where["offset"] + 10)
         f.write(b"\x00\x01\x02")
     r = lib.verify()
     assert not r.ok

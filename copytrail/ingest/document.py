@@ -21,6 +21,7 @@ from copytrail.ingest.textmeta import (
     isbns_in_text,
     split_authors,
 )
+from copytrail.store import derive
 from copytrail.store.blobs import BlobStore
 
 CopyRecord = dict[str, Any]
@@ -82,13 +83,18 @@ def finish_record(
     original_sha: str,
     ex: Extraction,
     extra: dict[str, Any],
+    text_field: str | None = None,
 ) -> CopyRecord:
-    """Store the text, derive metadata, and build the record for a readable document."""
-    text_bytes = ex.text.encode("utf-8", errors="replace")  # lone surrogates from JSON input
+    """Store the text, derive metadata, and build the record for a readable document.
+    `text_field`: the text is that field of the JSON original, so the store may keep only the
+    recipe instead of the bytes."""
+    text_bytes = derive.text_bytes(ex.text)  # lone surrogates from JSON input become U+FFFD
     if text_bytes == original:  # plain UTF-8 text: the text blob *is* the original blob
         text_sha = original_sha
     else:
-        text_sha, _ = store.put(text_bytes)
+        text_sha = hashlib.sha256(text_bytes).hexdigest()
+        if text_field is None or not store.put_derived(text_sha, original_sha, text_field):
+            store.put(text_bytes, text_sha)
     header = header_fields(ex.text) if not ex.title or not ex.authors else {}
     title = ex.title or header.get("title")
     authors = split_authors(ex.authors) if ex.authors else split_authors(header.get("author"))
@@ -171,10 +177,13 @@ def process_record(
     record: Any,
     text_field: str,
     original: bytes | None = None,
+    text_derivable: bool = False,
     **extra: Any,
 ) -> CopyRecord:
     """One JSON Lines / Parquet record; a field is the text. The original is the record's own
-    bytes when it has them (a JSON Lines line), else its canonical JSON (a Parquet row)."""
+    bytes when it has them (a JSON Lines line), else its canonical JSON (a Parquet row).
+    `text_derivable`: the record was parsed from `original` by `derive.parse_record`, so the
+    text is recoverable from the original and need not be stored twice."""
     from copytrail.canonical import canonical_json
 
     if original is None:
@@ -191,7 +200,7 @@ def process_record(
             f"record is a JSON {type(record).__name__}, not an object",
             **extra,
         )
-    text = _field(record, text_field)
+    text = derive.field_value(record, text_field)
     if not isinstance(text, str):
         found = "missing" if text is None else f"a {type(text).__name__}, not a string"
         return unreadable_record(
@@ -223,16 +232,9 @@ def process_record(
     asin = _first_of(meta, ("asin", "ASIN"))
     if isinstance(asin, str) and asin.strip():
         extra = {**extra, "asin": asin.strip().upper()}
-    return finish_record(store, path, original, sha, ex, extra)
-
-
-def _field(record: dict, dotted: str) -> Any:
-    value: Any = record
-    for part in dotted.split("."):
-        if not isinstance(value, dict):
-            return None
-        value = value.get(part)
-    return value
+    return finish_record(
+        store, path, original, sha, ex, extra, text_field if text_derivable else None
+    )
 
 
 def _first_of(d: dict, keys: tuple[str, ...]) -> Any:

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
-
-import orjson
 
 from copytrail.ingest import formats
 from copytrail.ingest.document import (
@@ -19,6 +16,7 @@ from copytrail.ingest.document import (
 from copytrail.ingest.limits import Limits
 from copytrail.ingest.readers import hf
 from copytrail.store.blobs import BlobStore
+from copytrail.store.derive import parse_record
 
 
 @dataclass(frozen=True)
@@ -34,8 +32,11 @@ class IngestContext:
 
 
 def run_task(ctx: IngestContext, task: dict[str, Any]) -> tuple[list[CopyRecord], int]:
-    """(copy records, bytes of input this task accounts for)."""
-    return [utf8_safe(r) for r in _dispatch(task, ctx)], task.get("progress", 0)
+    """(copy records, bytes of input this task accounts for). The task's blobs go to one pack,
+    sealed before the records are returned, so no record names a blob that is not stored."""
+    with ctx.store.packing():
+        records = _dispatch(task, ctx)
+    return [utf8_safe(r) for r in records], task.get("progress", 0)
 
 
 def utf8_safe(value: Any) -> Any:
@@ -154,15 +155,14 @@ def _record_from_line(store: BlobStore, task: dict, line_no: int, line: bytes) -
     extra = {"container": task["container"], "line": line_no}
     original = line.rstrip(b"\r\n")
     try:
-        record = orjson.loads(original)
-    except orjson.JSONDecodeError:
-        try:  # the stdlib accepts what orjson refuses on purpose (lone surrogates, NaN)
-            record = json.loads(original)
-        except (ValueError, RecursionError) as e:
-            return unreadable_record(
-                store, path, original, "application/json", f"invalid JSON: {e}"[:300], **extra
-            )
-    return process_record(store, path, record, task["text_field"], original=original, **extra)
+        record = parse_record(original)
+    except ValueError as e:
+        return unreadable_record(
+            store, path, original, "application/json", f"invalid JSON: {e}"[:300], **extra
+        )
+    return process_record(
+        store, path, record, task["text_field"], original=original, text_derivable=True, **extra
+    )
 
 
 def _parquet_rows(store: BlobStore, task: dict) -> list[CopyRecord]:

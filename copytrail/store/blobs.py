@@ -1,9 +1,10 @@
 """Content-addressed blob store over fsspec.
 
-A blob is named by the SHA-256 of its uncompressed bytes and stored zstd-compressed at
-`<root>/ab/cd/abcd....zst`. Writes go to a temporary name in the same directory and are renamed
-into place, so a reader (or a crash) never sees a half-written blob under its real name. Writing the
-same bytes twice is a no-op, which makes concurrent writers and re-runs safe.
+A blob is named by the SHA-256 of its uncompressed bytes. It lives either *loose*, zstd-compressed
+at `<root>/ab/cd/abcd....zst` (written to a temporary name and renamed into place), or in a *pack*
+(store/packs.py) when it was written inside `packing()`, as bulk ingest does: a million records
+are then a few hundred files. Readers look in both. Writing the same bytes twice is a no-op, which
+makes concurrent writers and re-runs safe.
 """
 
 from __future__ import annotations
@@ -12,10 +13,13 @@ import hashlib
 import os
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 
 import fsspec
 import zstandard
+
+from copytrail.store import packs
 
 TMP_PREFIX = ".tmp-"
 SUFFIX = ".zst"
@@ -33,6 +37,11 @@ class BlobStore:
         # zstd contexts are not thread-safe (verify checks blobs from a thread pool).
         self._local_ctx = threading.local()
         self._made_dirs: set[str] = set()
+        self.pack_dir = f"{self.root}/{packs.PACK_DIR}"
+        self._index: packs.PackIndex | None = None
+        self._index_lock = threading.Lock()
+        self._writer: packs.PackWriter | None = None
+        self._reader = packs.BlockReader(self.fs, self.pack_dir, self._local)
 
     # fsspec filesystems are picklable; compressor contexts are not, so rebuild them.
     def __getstate__(self) -> dict:
@@ -63,14 +72,108 @@ class BlobStore:
     def path(self, sha256: str) -> str:
         return f"{self.root}/{sha256[:2]}/{sha256[2:4]}/{sha256}{SUFFIX}"
 
-    def exists(self, sha256: str) -> bool:
+    # -- packs ------------------------------------------------------------------------------
+
+    def _pack_index(self, refresh: bool = False) -> packs.PackIndex:
+        with self._index_lock:
+            if self._index is None or (
+                refresh
+                and frozenset(
+                    n[:-4] for n in packs.pack_listing(self.fs, self.pack_dir) if n.endswith(".idx")
+                )
+                != self._index.listing
+            ):
+                self._index = packs.load_index(self.fs, self.pack_dir)
+            return self._index
+
+    def _pack_rows(self, sha256: str, refresh: bool = True) -> list[int]:
+        key = bytes.fromhex(sha256)
+        rows = self._pack_index().find(key)
+        if not rows and refresh:
+            rows = self._pack_index(refresh=True).find(key)
+        return rows
+
+    @contextmanager
+    def packing(self) -> Iterator[BlobStore]:
+        """Blobs put inside go to one new pack (sealed on exit, even on error) instead of loose
+        files. Sealing happens before the caller records anything that names the blobs."""
+        if self._writer is not None:  # nested: the outer context seals
+            yield self
+            return
+        self._writer = packs.PackWriter(self.fs, self.pack_dir, self._local, self.level)
+        try:
+            yield self
+        finally:
+            writer, self._writer = self._writer, None
+            if writer is not None:
+                writer.close()
+
+    def put_derived(self, sha256: str, source_sha256: str, dotted_field: str) -> bool:
+        """Record text `sha256` as the JSON field `dotted_field` of the original `source_sha256`
+        without storing its bytes. Only inside `packing()`, for an original put in the same
+        context; False when it cannot (the caller then stores the text)."""
+        w = self._writer
+        if w is None:
+            return False
+        return w.add_derived(bytes.fromhex(sha256), bytes.fromhex(source_sha256), dotted_field)
+
+    def consolidate(self) -> int:
+        """Merge the live pack indexes into one file (a cache that makes opening fast). Returns
+        the number of packs it covers."""
+        index = self._pack_index(refresh=True)
+        if index.names:
+            packs.write_midx(self.fs, self.pack_dir, index, self._local)
+        return len(index.names)
+
+    def locate(self, sha256: str) -> list[dict]:
+        """Where a blob's bytes are: its loose file, or each pack and byte range holding it."""
+        out: list[dict] = []
+        if self._loose_exists(sha256):
+            out.append({"file": self.path(sha256), "offset": 0, "length": None, "derived": False})
+        index = self._pack_index(refresh=True)
+        for row in index.find(bytes.fromhex(sha256)):
+            loc = index.location(row)
+            out.append(
+                {
+                    "file": f"{self.pack_dir}/{loc.pack}.pack",
+                    "offset": loc.block_off,
+                    "length": loc.block_len,
+                    "derived": loc.kind == packs.DERIVED,
+                }
+            )
+        return out
+
+    def files(self) -> int:
+        """Files the store keeps (loose blobs, packs and their indexes)."""
+        if not self.fs.exists(self.root):
+            return 0
+        return sum(1 for _ in self.fs.find(self.root))
+
+    # -- blobs ------------------------------------------------------------------------------
+
+    def _loose_exists(self, sha256: str) -> bool:
         return self.fs.exists(self.path(sha256))
+
+    def exists(self, sha256: str) -> bool:
+        return self._loose_exists(sha256) or bool(self._pack_rows(sha256))
 
     def put(self, data: bytes, sha256: str | None = None) -> tuple[str, bool]:
         """Store `data`; return (sha256, written). `written` is False when it was already there."""
         digest = sha256 or hashlib.sha256(data).hexdigest()
+        w = self._writer
+        if w is not None and len(data) < packs.LARGE_BLOB:
+            key = bytes.fromhex(digest)
+            # No re-listing here: a blob another writer packed a moment ago is stored twice at
+            # worst, which costs bytes, never correctness.
+            if key in w or self._pack_index().find(key) or self._loose_exists(digest):
+                return digest, False
+            w.add(key, data)
+            if w.full:
+                w.close()
+                self._writer = packs.PackWriter(self.fs, self.pack_dir, self._local, self.level)
+            return digest, True
         final = self.path(digest)
-        if self.fs.exists(final):
+        if self.fs.exists(final) or self._pack_rows(digest, refresh=False):
             return digest, False
         compressed = self._cctx.compress(data)
         if not self._local:
@@ -89,14 +192,45 @@ class BlobStore:
         return digest, True
 
     def get(self, sha256: str) -> bytes:
-        with self.fs.open(self.path(sha256), "rb") as f:
-            return self._dctx.stream_reader(f, read_across_frames=True).readall()
+        try:
+            with self.fs.open(self.path(sha256), "rb") as f:
+                return self._dctx.stream_reader(f, read_across_frames=True).readall()
+        except FileNotFoundError:
+            pass
+        return self._get_packed(sha256)
+
+    def _get_packed(self, sha256: str) -> bytes:
+        rows = self._pack_rows(sha256)
+        if not rows:
+            raise FileNotFoundError(f"blob {sha256} is not in the store")
+        index = self._pack_index()
+        try:
+            return self._reader.read(index.location(rows[0]))
+        except FileNotFoundError:  # the pack was rewritten by a deletion since we read the index
+            rows = self._pack_index(refresh=True).find(bytes.fromhex(sha256))
+            if not rows:
+                raise
+            return self._reader.read(self._pack_index().location(rows[0]))
 
     def check(self, sha256: str) -> str | None:
         """None when the blob exists and hashes to its name; otherwise what is wrong."""
         p = self.path(sha256)
         if not self.fs.exists(p):
-            return "missing"
+            rows = self._pack_rows(sha256)
+            if not rows:
+                return "missing"
+            index = self._pack_index()
+            for row in rows:  # every packed copy must be sound
+                try:
+                    data = self._reader.read(index.location(row))
+                except zstandard.ZstdError as e:
+                    return f"corrupt zstd data in pack {index.names[int(index.packs[row])]} ({e})"
+                except (OSError, ValueError) as e:
+                    return f"unreadable in pack {index.names[int(index.packs[row])]} ({e})"
+                actual = hashlib.sha256(data).hexdigest()
+                if actual != sha256:
+                    return f"content hashes to {actual}, not to its name"
+            return None
         try:
             h = hashlib.sha256()
             with self.fs.open(p, "rb") as f:
@@ -110,25 +244,55 @@ class BlobStore:
         return None
 
     def remove(self, sha256: str) -> bool:
-        p = self.path(sha256)
-        if self.fs.exists(p):
-            self.fs.rm_file(p)
-            return True
-        return False
+        return self.remove_many([sha256]) > 0
+
+    def remove_many(self, shas: Iterable[str]) -> int:
+        """Remove blobs: loose files are unlinked, and every pack holding one is rewritten
+        without it (the old pack file is deleted), so the bytes are gone from the store's
+        files when this returns. Returns how many of the blobs were found."""
+        found = 0
+        drop_by_pack: dict[str, set[bytes]] = {}
+        index = self._pack_index(refresh=True)
+        for sha in set(shas):
+            hit = False
+            p = self.path(sha)
+            if self.fs.exists(p):
+                self.fs.rm_file(p)
+                hit = True
+            for row in index.find(bytes.fromhex(sha)):
+                drop_by_pack.setdefault(index.names[int(index.packs[row])], set()).add(
+                    bytes.fromhex(sha)
+                )
+                hit = True
+            found += hit
+        for name, drop in sorted(drop_by_pack.items()):
+            packs.rewrite_pack(
+                self.fs, self.pack_dir, self._local, self.level, name, drop, self._reader
+            )
+        if drop_by_pack:
+            self.consolidate()  # the merged index must not name the old packs
+        return found
 
     def iter_names(self) -> Iterator[str]:
-        """Every stored blob's SHA-256 (temporary files excluded)."""
+        """Every stored blob's SHA-256, loose and packed (temporary files excluded)."""
         if not self.fs.exists(self.root):
             return
         for p in self.fs.find(self.root):
             name = p.rsplit("/", 1)[-1]
             if name.endswith(SUFFIX) and not name.startswith(TMP_PREFIX):
                 yield name[: -len(SUFFIX)]
+        shas = self._pack_index(refresh=True).shas
+        for i, sha in enumerate(shas):
+            if i == 0 or shas[i - 1] != sha:
+                yield packs.sha_bytes(sha).hex()
 
     def iter_temporaries(self) -> Iterator[str]:
-        """Temporary files left by a writer that was killed between write and rename."""
+        """Temporary files left by a writer killed between write and rename, and packs whose
+        index was never written."""
         if not self.fs.exists(self.root):
             return
         for p in self.fs.find(self.root):
-            if p.rsplit("/", 1)[-1].startswith(TMP_PREFIX):
+            if p.rsplit("/", 1)[-1].startswith(TMP_PREFIX) and f"/{packs.PACK_DIR}/" not in p:
                 yield p
+        for name in packs.unindexed_packs(packs.pack_listing(self.fs, self.pack_dir)):
+            yield f"{self.pack_dir}/{name}"

@@ -1,0 +1,461 @@
+"""Pack files: many small blobs in a few large files, as git and restic keep them.
+
+A pack (`packs/pack-<id>.pack`) is a run of zstd frames. Each frame (a *block*) compresses up to
+BLOCK_RAW bytes of blobs laid end to end, so small records compress together (a 4 KB record alone
+compresses about a third worse). Its index (`pack-<id>.idx`) lists every blob it holds, sorted by
+SHA-256: the block's offset and length in the pack and the blob's place inside the block. The
+index is written, fsynced and renamed into place only after the pack is complete, so a pack is
+*live* exactly when its index exists: a kill leaves at worst a pack without an index, which
+`iter_temporaries` reports and the next writer ignores.
+
+An entry may also be *derived*: a text that is the JSON text field of an original stored in the
+same pack. Its bytes are not kept; reading it parses the original (store/derive.py).
+
+`all.midx` merges the indexes of many packs into one sorted file, so opening a library of a
+million blobs reads one file instead of hundreds; indexes not in it are read on their own.
+Removing a blob rewrites the packs that hold it without it, then deletes the old files.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import threading
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import orjson
+import zstandard
+
+from copytrail.store.derive import json_field_text
+
+PACK_DIR = "packs"
+BLOCK_RAW = 256 << 10  # raw bytes per zstd frame: big enough to compress well, cheap to read
+PACK_MAX = 512 << 20  # a writer starts a new pack past this many compressed bytes
+LARGE_BLOB = 4 << 20  # bigger blobs are stored loose: one file each is cheap at that size
+IDX_MAGIC = b"CTPIDX1\n"
+MIDX_NAME = "all.midx"
+STORED, DERIVED = 0, 1
+
+ENTRY = np.dtype(
+    [
+        ("sha", "S32"),
+        ("kind", "u1"),
+        ("field", "u1"),  # derived: index into the pack's field names
+        ("inner", "<u4"),  # offset of the blob inside the uncompressed block
+        ("block_off", "<u8"),
+        ("block_len", "<u4"),
+        ("size", "<u8"),  # stored: the blob's length; derived: the original's length
+    ]
+)
+
+
+def sha_bytes(value: Any) -> bytes:
+    """A digest read back from an "S32" column: numpy drops trailing zero bytes, put them back."""
+    return bytes(value).ljust(32, b"\x00")
+
+
+@dataclass
+class Location:
+    pack: str
+    kind: int
+    field: str | None
+    inner: int
+    block_off: int
+    block_len: int
+    size: int
+
+
+def _write_header(f: Any, header: dict) -> None:
+    h = orjson.dumps(header)
+    f.write(IDX_MAGIC + len(h).to_bytes(4, "little") + h)
+
+
+def read_index_bytes(data: bytes) -> tuple[dict, np.ndarray]:
+    """(header, entries) of an .idx or .midx file; ValueError when it is not one."""
+    if not data.startswith(IDX_MAGIC) or len(data) < len(IDX_MAGIC) + 4:
+        raise ValueError("not a copytrail pack index")
+    n = int.from_bytes(data[len(IDX_MAGIC) : len(IDX_MAGIC) + 4], "little")
+    start = len(IDX_MAGIC) + 4
+    header = orjson.loads(data[start : start + n])
+    body = data[start + n :]
+    width = ENTRY.itemsize + (4 if header.get("multi") else 0)
+    if len(body) % width:
+        raise ValueError("truncated pack index")
+    if header.get("multi"):
+        dt = np.dtype(ENTRY.descr + [("pack", "<u4")])
+        return header, np.frombuffer(body, dtype=dt)
+    return header, np.frombuffer(body, dtype=ENTRY)
+
+
+class PackWriter:
+    """Appends blobs to a new pack; `close()` seals it (pack then index, each atomically)."""
+
+    def __init__(self, fs: Any, pack_dir: str, local: bool, level: int) -> None:
+        self.fs, self.dir, self.local = fs, pack_dir, local
+        self.cctx = zstandard.ZstdCompressor(level=level)
+        self._start()
+
+    def _start(self) -> None:
+        self.name = f"pack-{uuid.uuid4().hex}"
+        self.entries: list[tuple] = []
+        self.fields: list[str] = []
+        self.where: dict[bytes, tuple[int, int, int]] = {}  # sha -> (block no, inner, size)
+        self.block: list[bytes] = []
+        self.block_raw = 0
+        self.block_no = 0
+        self.pending: list[tuple] = []  # entries of the open block: (sha, kind, field, inner, size)
+        self.offset = 0
+        self.blocks: list[tuple[int, int]] = []  # (offset, length) of sealed blocks
+        if self.local:
+            os.makedirs(self.dir, exist_ok=True)
+            self.tmp = f"{self.dir}/.tmp-{self.name}"
+            self.file: Any = open(self.tmp, "wb")  # noqa: SIM115
+        else:
+            self.file = io.BytesIO()
+
+    def __contains__(self, sha: bytes) -> bool:
+        return sha in self.where
+
+    @property
+    def empty(self) -> bool:
+        return not self.where
+
+    def add(self, sha: bytes, data: bytes) -> None:
+        if sha in self.where:
+            return
+        self.where[sha] = (self.block_no, self.block_raw, len(data))
+        self.pending.append((sha, STORED, 0, self.block_raw, len(data)))
+        self.block.append(data)
+        self.block_raw += len(data)
+        if self.block_raw >= BLOCK_RAW:
+            self._seal_block()
+
+    def add_derived(self, sha: bytes, source: bytes, dotted: str) -> bool:
+        """Record `sha` as the text field `dotted` of `source`, already added to this pack."""
+        if sha in self.where:
+            return True
+        if source not in self.where:
+            return False
+        if dotted not in self.fields:
+            if len(self.fields) >= 255:
+                return False
+            self.fields.append(dotted)
+        block_no, inner, size = self.where[source]
+        fid = self.fields.index(dotted)
+        self.where[sha] = (block_no, inner, size)
+        if block_no == self.block_no:
+            self.pending.append((sha, DERIVED, fid, inner, size))
+        else:
+            off, length = self.blocks[block_no]
+            self.entries.append((sha, DERIVED, fid, inner, off, length, size))
+        return True
+
+    def _seal_block(self) -> None:
+        if not self.block:
+            return
+        frame = self.cctx.compress(b"".join(self.block))
+        self.file.write(frame)
+        off, length = self.offset, len(frame)
+        self.blocks.append((off, length))
+        self.entries.extend(
+            (sha, kind, fid, inner, off, length, size)
+            for sha, kind, fid, inner, size in self.pending
+        )
+        self.offset += length
+        self.block, self.block_raw, self.pending = [], 0, []
+        self.block_no += 1
+
+    @property
+    def full(self) -> bool:
+        return self.offset >= PACK_MAX
+
+    def close(self) -> str | None:
+        """Seal the pack; returns its name (None when nothing was added)."""
+        self._seal_block()
+        if not self.entries:
+            if self.local:
+                self.file.close()
+                os.unlink(self.tmp)
+            return None
+        arr = np.array(self.entries, dtype=ENTRY)
+        arr.sort(order="sha", kind="stable")
+        header = {"pack": self.name, "fields": self.fields, "pack_bytes": self.offset}
+        final = f"{self.dir}/{self.name}.pack"
+        if self.local:
+            self.file.flush()
+            os.fsync(self.file.fileno())
+            self.file.close()
+            os.replace(self.tmp, final)
+            tmp_idx = f"{self.dir}/.tmp-{self.name}.idx"
+            with open(tmp_idx, "wb") as f:
+                _write_header(f, header)
+                f.write(arr.tobytes())
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp_idx, f"{self.dir}/{self.name}.idx")
+            _fsync_dir(self.dir)
+        else:  # an object store makes each object visible whole; the index goes last
+            self.fs.pipe_file(final, self.file.getvalue())
+            buf = io.BytesIO()
+            _write_header(buf, header)
+            buf.write(arr.tobytes())
+            self.fs.pipe_file(f"{self.dir}/{self.name}.idx", buf.getvalue())
+        return self.name
+
+
+def _fsync_dir(path: str) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@dataclass
+class PackIndex:
+    """Every live pack's entries, merged and sorted by SHA-256."""
+
+    shas: np.ndarray = field(default_factory=lambda: np.empty(0, dtype="S32"))
+    entries: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=ENTRY))
+    packs: np.ndarray = field(default_factory=lambda: np.empty(0, dtype="<u4"))
+    names: list[str] = field(default_factory=list)  # pack number -> pack name
+    fields: list[list[str]] = field(default_factory=list)  # pack number -> its field names
+    listing: frozenset[str] = frozenset()  # the .idx names this index was built from
+
+    def find(self, sha: bytes) -> list[int]:
+        """Row numbers of every entry for `sha` (a blob can sit in two packs after a race)."""
+        i = int(np.searchsorted(self.shas, sha))
+        rows = []
+        while i < len(self.shas) and sha_bytes(self.shas[i]) == sha:
+            rows.append(i)
+            i += 1
+        return rows
+
+    def location(self, row: int) -> Location:
+        e = self.entries[row]
+        p = int(self.packs[row])
+        kind = int(e["kind"])
+        return Location(
+            pack=self.names[p],
+            kind=kind,
+            field=self.fields[p][int(e["field"])] if kind == DERIVED else None,
+            inner=int(e["inner"]),
+            block_off=int(e["block_off"]),
+            block_len=int(e["block_len"]),
+            size=int(e["size"]),
+        )
+
+
+def load_index(fs: Any, pack_dir: str) -> PackIndex:
+    """Read all.midx (when present) and every live index it does not cover."""
+    try:
+        names = [p.rsplit("/", 1)[-1] for p in fs.ls(pack_dir, detail=False)]
+    except FileNotFoundError:
+        return PackIndex()
+    idx_names = {n[: -len(".idx")] for n in names if n.endswith(".idx") and n.startswith("pack-")}
+    parts_entries, parts_packs = [], []
+    pack_names: list[str] = []
+    pack_fields: list[list[str]] = []
+    covered: set[str] = set()
+    if MIDX_NAME in names:
+        try:
+            header, arr = read_index_bytes(fs.cat_file(f"{pack_dir}/{MIDX_NAME}"))
+        except (ValueError, OSError):
+            header, arr = None, None  # a damaged merged index is only a cache: read the packs
+        if header is not None:
+            keep = [i for i, n in enumerate(header["packs"]) if n in idx_names]
+            remap = np.full(len(header["packs"]), -1, dtype=np.int64)
+            for i in keep:
+                remap[i] = len(pack_names)
+                pack_names.append(header["packs"][i])
+                pack_fields.append(header["fields"][i])
+                covered.add(header["packs"][i])
+            new_pack = remap[arr["pack"]]
+            live = new_pack >= 0
+            parts_entries.append(arr[live][list(ENTRY.names)].astype(ENTRY))
+            parts_packs.append(new_pack[live].astype("<u4"))
+    for name in sorted(idx_names - covered):
+        try:
+            header, arr = read_index_bytes(fs.cat_file(f"{pack_dir}/{name}.idx"))
+        except (ValueError, OSError):
+            continue  # verify reports an unreadable index (check_packs)
+        parts_entries.append(arr)
+        parts_packs.append(np.full(len(arr), len(pack_names), dtype="<u4"))
+        pack_names.append(name)
+        pack_fields.append(header.get("fields", []))
+    if not parts_entries:
+        return PackIndex(names=pack_names, fields=pack_fields, listing=frozenset(idx_names))
+    entries = np.concatenate(parts_entries)
+    packs = np.concatenate(parts_packs)
+    order = np.argsort(entries["sha"], kind="stable")
+    entries, packs = entries[order], packs[order]
+    return PackIndex(
+        shas=np.ascontiguousarray(entries["sha"]),
+        entries=entries,
+        packs=packs,
+        names=pack_names,
+        fields=pack_fields,
+        listing=frozenset(idx_names),
+    )
+
+
+def write_midx(fs: Any, pack_dir: str, index: PackIndex, local: bool) -> None:
+    """Merge the live indexes into all.midx (a cache: every .idx stays the authority)."""
+    header = {"multi": True, "packs": index.names, "fields": index.fields}
+    dt = np.dtype(ENTRY.descr + [("pack", "<u4")])
+    arr = np.empty(len(index.entries), dtype=dt)
+    for name in ENTRY.names:
+        arr[name] = index.entries[name]
+    arr["pack"] = index.packs
+    buf = io.BytesIO()
+    _write_header(buf, header)
+    buf.write(arr.tobytes())
+    if local:
+        tmp = f"{pack_dir}/.tmp-{uuid.uuid4().hex}.midx"
+        with open(tmp, "wb") as f:
+            f.write(buf.getvalue())
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, f"{pack_dir}/{MIDX_NAME}")
+    else:
+        fs.pipe_file(f"{pack_dir}/{MIDX_NAME}", buf.getvalue())
+
+
+class BlockReader:
+    """Reads blocks of packs, keeping the last few decompressed (neighbouring records share one)."""
+
+    def __init__(self, fs: Any, pack_dir: str, local: bool, keep: int = 8) -> None:
+        self.fs, self.dir, self.local, self.keep = fs, pack_dir, local, keep
+        self._tls = threading.local()
+
+    def _cache(self) -> OrderedDict:
+        c = getattr(self._tls, "cache", None)
+        if c is None:
+            c = self._tls.cache = OrderedDict()
+            self._tls.dctx = zstandard.ZstdDecompressor()
+        return c
+
+    def block(self, pack: str, off: int, length: int) -> bytes:
+        cache = self._cache()
+        key = (pack, off)
+        data = cache.get(key)
+        if data is not None:
+            cache.move_to_end(key)
+            return data
+        path = f"{self.dir}/{pack}.pack"
+        if self.local:
+            with open(path, "rb") as f:
+                f.seek(off)
+                frame = f.read(length)
+        else:
+            frame = self.fs.cat_file(path, start=off, end=off + length)
+        if len(frame) != length:
+            raise ValueError(f"pack {pack} is shorter than its index says")
+        data = self._tls.dctx.decompress(frame)
+        cache[key] = data
+        if len(cache) > self.keep:
+            cache.popitem(last=False)
+        return data
+
+    def read(self, loc: Location) -> bytes:
+        raw = self.block(loc.pack, loc.block_off, loc.block_len)[loc.inner : loc.inner + loc.size]
+        if len(raw) != loc.size:
+            raise ValueError(f"block of pack {loc.pack} is shorter than its index says")
+        if loc.kind == DERIVED:
+            return json_field_text(raw, loc.field or "text")
+        return raw
+
+    def forget(self, pack: str) -> None:
+        cache = self._cache()
+        for key in [k for k in cache if k[0] == pack]:
+            del cache[key]
+
+
+def rewrite_pack(
+    fs: Any,
+    pack_dir: str,
+    local: bool,
+    level: int,
+    name: str,
+    drop: set[bytes],
+    reader: BlockReader,
+) -> str | None:
+    """Write a new pack with every entry of `name` except those in `drop`, then retire the old
+    pack (index first, so no reader finds it, then its bytes). A derived text whose original is
+    dropped while the text is kept is stored in full in the new pack."""
+    header, arr = read_index_bytes(fs.cat_file(f"{pack_dir}/{name}.idx"))
+    fields = header.get("fields", [])
+    at: dict[tuple[int, int], bytes] = {}
+    for e in arr:
+        if e["kind"] == STORED:
+            at[(int(e["block_off"]), int(e["inner"]))] = sha_bytes(e["sha"])
+    writer = PackWriter(fs, pack_dir, local, level)
+    order = np.argsort(arr["block_off"] * (1 << 32) + arr["inner"], kind="stable")
+    derived_later = []
+    for e in arr[order]:
+        sha = sha_bytes(e["sha"])
+        if sha in drop:
+            continue
+        loc = Location(name, int(e["kind"]), None, int(e["inner"]), int(e["block_off"]),
+                       int(e["block_len"]), int(e["size"]))
+        if e["kind"] == STORED:
+            writer.add(sha, reader.read(loc))
+        else:
+            derived_later.append((sha, loc, fields[int(e["field"])]))
+    for sha, loc, dotted in derived_later:
+        source = at.get((loc.block_off, loc.inner))
+        if source is None or source in drop or not writer.add_derived(sha, source, dotted):
+            loc.kind, loc.field = DERIVED, dotted
+            writer.add(sha, reader.read(loc))
+    new = writer.close()
+    if local:
+        os.unlink(f"{pack_dir}/{name}.idx")
+        _fsync_dir(pack_dir)
+        os.unlink(f"{pack_dir}/{name}.pack")
+    else:
+        fs.rm_file(f"{pack_dir}/{name}.idx")
+        fs.rm_file(f"{pack_dir}/{name}.pack")
+    reader.forget(name)
+    return new
+
+
+def iter_pack_blobs(
+    fs: Any, pack_dir: str, index: PackIndex, reader: BlockReader, rows: Iterable[int]
+) -> Iterator[tuple[bytes, bytes | Exception]]:
+    """(sha, bytes or the error reading them) for index rows, read in pack order so each block
+    is decompressed once."""
+    rows = sorted(rows, key=lambda r: (int(index.packs[r]), int(index.entries[r]["block_off"])))
+    for r in rows:
+        sha = sha_bytes(index.shas[r])
+        try:
+            yield sha, reader.read(index.location(r))
+        except Exception as e:  # a damaged pack must be reported per blob, not stop the check
+            yield sha, e
+
+
+def pack_listing(fs: Any, pack_dir: str) -> list[str]:
+    try:
+        return [p.rsplit("/", 1)[-1] for p in fs.ls(pack_dir, detail=False)]
+    except FileNotFoundError:
+        return []
+
+
+def unindexed_packs(names: list[str]) -> list[str]:
+    """Packs whose index was never written (a writer killed before sealing) and temporaries."""
+    idx = {n[:-4] for n in names if n.endswith(".idx")}
+    return [
+        n
+        for n in names
+        if n.startswith(".tmp-") or (n.endswith(".pack") and n[: -len(".pack")] not in idx)
+    ]
+
+
+Refresh = Callable[[], PackIndex]

@@ -1,0 +1,227 @@
+"""Pack files: many blobs per file, texts derived from JSON originals, removal that rewrites."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import orjson
+import pytest
+import zstandard
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from copytrail import Library
+from copytrail.engine.local import LocalEngine
+from copytrail.store import packs
+from copytrail.store.blobs import BlobStore
+
+
+def _sha(b: bytes) -> str:
+    return hashlib.sha256(b).hexdigest()
+
+
+def _all_plain_bytes(root: Path) -> bytes:
+    """Every file of the store as stored and, where it is zstd, decompressed: what a forensic
+    look at the disk would find."""
+    out = []
+    for p in root.rglob("*"):
+        if not p.is_file():
+            continue
+        raw = p.read_bytes()
+        out.append(raw)
+        with contextlib.suppress(zstandard.ZstdError):
+            out.append(
+                zstandard.ZstdDecompressor()
+                .stream_reader(raw, read_across_frames=True)
+                .readall()
+            )
+    return b"\n".join(out)
+
+
+def _record(i: int, text: str) -> bytes:
+    return orjson.dumps({"id": i, "meta": {"text": text}, "text": text})
+
+
+def test_packed_blobs_are_few_files_and_read_back(tmp_path: Path):
+    store = BlobStore(str(tmp_path / "blobs"))
+    blobs = [f"record {i} ".encode() * (i % 50 + 1) for i in range(3000)]
+    with store.packing():
+        for b in blobs:
+            store.put(b)
+    assert store.files() == 2  # one pack and its index
+    fresh = BlobStore(str(tmp_path / "blobs"))  # another process: reads the index from disk
+    for b in blobs[::97]:
+        assert fresh.get(_sha(b)) == b
+        assert fresh.exists(_sha(b)) and fresh.check(_sha(b)) is None
+    assert set(fresh.iter_names()) == {_sha(b) for b in blobs}
+    assert not list(fresh.iter_temporaries())
+    # writing the same bytes again, packed or loose, stores nothing new
+    with fresh.packing():
+        assert fresh.put(blobs[5]) == (_sha(blobs[5]), False)
+    assert fresh.put(blobs[6]) == (_sha(blobs[6]), False)
+    assert fresh.files() == 2
+
+
+def test_a_digest_ending_in_zero_bytes_is_found(tmp_path: Path):
+    # numpy's fixed-width bytes drop trailing NULs; the index must not lose such digests.
+    data = next(
+        d for i in range(100_000) if (d := f"blob {i}".encode()) and _sha(d).endswith("00")
+    )
+    store = BlobStore(str(tmp_path / "blobs"))
+    with store.packing():
+        store.put(data)
+    fresh = BlobStore(str(tmp_path / "blobs"))
+    assert fresh.get(_sha(data)) == data and fresh.check(_sha(data)) is None
+    assert fresh.remove(_sha(data)) and not fresh.exists(_sha(data))
+
+
+def test_derived_text_is_not_stored_and_reads_back(tmp_path: Path):
+    store = BlobStore(str(tmp_path / "blobs"))
+    text = "It was the best of times, it was the worst of times. " * 40
+    original = _record(1, text)
+    with store.packing():
+        store.put(original)
+        assert store.put_derived(_sha(text.encode()), _sha(original), "meta.text")
+    assert store.get(_sha(text.encode())) == text.encode()
+    assert store.check(_sha(text.encode())) is None
+    # not stored again: the text is only where the record has it (in two fields)
+    raw = zstandard.ZstdDecompressor().stream_reader(
+        next((tmp_path / "blobs" / "packs").glob("*.pack")).read_bytes(), read_across_frames=True
+    ).readall()
+    assert raw.count(b"worst of times") == 80
+    # outside a pack there is nothing to derive from
+    assert not store.put_derived(_sha(b"x"), _sha(original), "text")
+
+
+def test_removal_rewrites_the_pack_and_leaves_no_byte(tmp_path: Path):
+    root = tmp_path / "blobs"
+    store = BlobStore(str(root))
+    secret = "the confidential passage about the lighthouse keeper " * 20
+    keep_text = "an ordinary page of text that stays " * 20
+    gone = _record(1, secret)
+    kept = [_record(i, f"{keep_text} {i}") for i in range(2, 400)]
+    shared_text_original = _record(999, keep_text)
+    with store.packing():
+        store.put(gone)
+        store.put_derived(_sha(secret.encode()), _sha(gone), "text")
+        store.put(shared_text_original)
+        store.put_derived(_sha(keep_text.encode()), _sha(shared_text_original), "text")
+        for k in kept:
+            store.put(k)
+    store.consolidate()
+    assert b"lighthouse keeper" in _all_plain_bytes(root)
+    # remove the secret record and its text, and the original a kept text is derived from
+    assert store.remove_many([_sha(gone), _sha(secret.encode()), _sha(shared_text_original)]) == 3
+    assert b"lighthouse keeper" not in _all_plain_bytes(root)
+    fresh = BlobStore(str(root))
+    assert not fresh.exists(_sha(gone)) and not fresh.exists(_sha(secret.encode()))
+    assert not fresh.exists(_sha(shared_text_original))
+    # the kept text lost its original, so it is now stored in full
+    assert fresh.get(_sha(keep_text.encode())) == keep_text.encode()
+    assert all(fresh.check(_sha(k)) is None for k in kept)
+    assert fresh.files() == 3  # the new pack, its index, the merged index
+
+
+def test_a_pack_without_index_is_invisible_and_reported(tmp_path: Path):
+    root = tmp_path / "blobs"
+    store = BlobStore(str(root))
+    with store.packing():
+        store.put(b"sealed blob")
+    w = packs.PackWriter(store.fs, store.pack_dir, True, 1)
+    w.add(bytes.fromhex(_sha(b"unsealed")), b"unsealed")
+    w._seal_block()  # written, never closed: as if the writer was killed
+    w.file.flush()
+    fresh = BlobStore(str(root))
+    assert not fresh.exists(_sha(b"unsealed"))
+    assert fresh.get(_sha(b"sealed blob")) == b"sealed blob"
+    assert len(list(fresh.iter_temporaries())) == 1
+
+
+def test_damage_inside_a_pack_is_reported_per_blob(tmp_path: Path):
+    root = tmp_path / "blobs"
+    store = BlobStore(str(root))
+    blobs = [os.urandom(2000) for _ in range(300)]  # incompressible: several blocks
+    with store.packing():
+        for b in blobs:
+            store.put(b)
+    pack = next((root / "packs").glob("*.pack"))
+    data = bytearray(pack.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    pack.write_bytes(bytes(data))
+    fresh = BlobStore(str(root))
+    problems = [p for b in blobs if (p := fresh.check(_sha(b)))]
+    assert problems and len(problems) < len(blobs)  # one block is damaged, not the pack
+
+
+def test_the_merged_index_is_only_a_cache(tmp_path: Path):
+    root = tmp_path / "blobs"
+    store = BlobStore(str(root))
+    with store.packing():
+        store.put(b"first pack")
+    store.consolidate()
+    with store.packing():
+        store.put(b"second pack")  # not in all.midx: read from its own index
+    (root / "packs" / packs.MIDX_NAME).write_bytes(b"garbage")
+    fresh = BlobStore(str(root))
+    assert fresh.get(_sha(b"first pack")) == b"first pack"
+    assert fresh.get(_sha(b"second pack")) == b"second pack"
+
+
+def test_packs_on_an_object_store_filesystem():
+    store = BlobStore("memory://packtest/blobs")
+    with store.packing():
+        store.put(b"one")
+        store.put(_record(1, "some text here"))
+        store.put_derived(_sha(b"some text here"), _sha(_record(1, "some text here")), "text")
+    fresh = BlobStore("memory://packtest/blobs")
+    assert fresh.get(_sha(b"some text here")) == b"some text here"
+    assert fresh.remove(_sha(b"one")) and not fresh.exists(_sha(b"one"))
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.binary(min_size=0, max_size=3000), min_size=1, max_size=60))
+def test_any_blobs_round_trip_through_a_pack(tmp_path_factory, blobs):
+    root = tmp_path_factory.mktemp("p") / "blobs"
+    store = BlobStore(str(root))
+    with store.packing():
+        for b in blobs:
+            store.put(b)
+    fresh = BlobStore(str(root))
+    for b in blobs:
+        assert fresh.get(_sha(b)) == b
+
+
+def test_ingested_records_are_packed_with_derived_texts(tmp_path: Path):
+    records = tmp_path / "web.jsonl"
+    texts = [f"web page number {i} " + "with some words " * (i % 30 + 5) for i in range(2500)]
+    records.write_bytes(
+        b"".join(orjson.dumps({"id": i, "text": t}) + b"\n" for i, t in enumerate(texts))
+    )
+    lib = Library.init(tmp_path / "lib", executor=LocalEngine(2, inline_bytes=0))
+    lib.add_source("web", kind="web-crawl")
+    lib.ingest([str(records)], source="web", dataset="web@1")
+    assert lib.store.files() <= 2 * 3  # a pack and its index per task, not a file per record
+    rows = list(lib.copies())
+    assert len(rows) == 2500
+    for c in rows[::250]:
+        assert lib.store.get(c["text_sha256"]).decode() == texts[int(c["extra"]["record_id"])]
+    assert lib.verify().ok
+    lib.close()
+
+
+@pytest.mark.parametrize("field", ["text", "meta.text"])
+def test_derivation_follows_the_text_field(tmp_path: Path, field: str):
+    records = tmp_path / "r.jsonl"
+    text = "nested \ud83d text"  # a lone surrogate: orjson refuses it, the stdlib reads it
+    records.write_text(json.dumps({"id": 1, "meta": {"text": text}, "text": text}) + "\n")
+    lib = Library.init(tmp_path / "lib", executor=LocalEngine(1))
+    lib.add_source("web", kind="web-crawl")
+    lib.ingest([str(records)], source="web", dataset="w@1", text_field=field)
+    (c,) = list(lib.copies())
+    assert lib.store.get(c["text_sha256"]) == "nested \ud83d text".encode("utf-8", "replace")
+    assert lib.verify().ok
+    lib.close()
