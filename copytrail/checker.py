@@ -21,8 +21,13 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, select
 
+from copytrail.catalog.batches import (
+    batch_mismatches,
+    copy_event_payload,
+    is_batch,
+    prior_statuses,
+)
 from copytrail.catalog.custody import CustodyEvents
-from copytrail.catalog.records import copy_event_payload
 from copytrail.catalog.schema import (
     boilerplate,
     copies,
@@ -94,9 +99,21 @@ def check_catalog(conn: Connection, log: Iterator[Event], report: VerifyReport) 
     copy_iter = _iter_copies(conn)
     pending_copy = next(copy_iter, None)
     custody = CustodyEvents()
+    prior = prior_statuses(conn)
     for ev in log:
         custody.see(ev)
-        if ev.type == "ingested" and "copy_id" in ev.subjects:
+        if ev.type == "ingested" and is_batch(ev.subjects):
+            first, last = ev.subjects["first_copy_id"], ev.subjects["last_copy_id"]
+            while pending_copy is not None and pending_copy.id < first:
+                report.problem(f"copy {pending_copy.id}: no ingested event records it")
+                pending_copy = next(copy_iter, None)
+            batch = []
+            while pending_copy is not None and pending_copy.id <= last:
+                batch.append(pending_copy)
+                pending_copy = next(copy_iter, None)
+            for msg in batch_mismatches(batch, ev.subjects, ev.payload, prior):
+                report.problem(f"event {ev.seq}: {msg}" if "missing" in msg else msg)
+        elif ev.type == "ingested" and "copy_id" in ev.subjects:
             cid = ev.subjects["copy_id"]
             while pending_copy is not None and pending_copy.id < cid:
                 report.problem(f"copy {pending_copy.id}: no ingested event records it")

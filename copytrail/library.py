@@ -28,7 +28,7 @@ from copytrail.audit import run as audits
 from copytrail.build import run as builds
 from copytrail.build import tokenizer as tokenizers
 from copytrail.build import trace as traces
-from copytrail.catalog import disclose, queries, records
+from copytrail.catalog import batches, disclose, queries, records
 from copytrail.catalog.migrate import ensure_current, migrate
 from copytrail.context import Caches, Context
 from copytrail.engine.base import Executor
@@ -638,6 +638,10 @@ class Library:
     def prove(self, event_seq: int, checkpoint_id: int | None = None) -> dict[str, Any]:
         with read_connection(self.ctx.db) as conn:
             return checkpoints.prove(conn, event_seq, checkpoint_id)
+
+    def prove_copy(self, ref: str | int, checkpoint_id: int | None = None) -> dict[str, Any]:
+        with read_connection(self.ctx.db) as conn:
+            return batches.prove_copy(conn, ref, checkpoint_id)
 
     def verify(
         self,

@@ -43,7 +43,13 @@ def test_events_chain_and_verify_clean(lib: Library, tmp_path: Path):
 @pytest.mark.parametrize(
     "sql, expect",
     [
-        ("UPDATE events SET payload = replace(payload, 'doc1', 'docX') WHERE seq = 4", "event 4"),
+        # event 3 is the batch that records the four copies; 4 is the run's summary
+        (
+            """UPDATE events SET payload = replace(payload, '"copies":4', '"copies":5')
+               WHERE seq = 3""",
+            "event 3",
+        ),
+        ("UPDATE events SET payload = replace(payload, 'd@1', 'x@1') WHERE seq = 4", "event 4"),
         ("UPDATE events SET actor = 'mallory' WHERE seq = 2", "event 2"),
         ("DELETE FROM events WHERE seq = 3", "events missing"),
         ("UPDATE copies SET sha256 = 'ab' || substr(sha256, 3) WHERE id = 2", "copy 2"),

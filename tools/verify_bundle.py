@@ -692,10 +692,23 @@ def _check_records(
     """The catalog rows must say what their events say (the rows are the readable summary; the
     events are what the proofs cover)."""
     ingested = {}
+    batches = {}  # event seq -> (first copy id, last copy id, payload)
     for ev in events.values():
         subjects = json.loads(ev["subjects"])
         if ev["type"] == "ingested" and "copy_id" in subjects:
             ingested[subjects["copy_id"]] = (ev, json.loads(ev["payload"]))
+        elif ev["type"] == "ingested" and "first_copy_id" in subjects:
+            batches[ev["seq"]] = (
+                subjects["first_copy_id"],
+                subjects["last_copy_id"],
+                json.loads(ev["payload"]),
+            )
+    in_batch = {}
+    for name in ("proofs/copy-in-batch.json", "proofs/copies-in-batches.json"):
+        if name in files:
+            doc = json.loads(files[name])
+            for proof in doc if isinstance(doc, list) else [doc]:
+                in_batch[proof["copy_id"]] = proof
     rows: list[dict[str, Any]] = []
     if "records/copy.json" in files:
         rows.append(json.loads(files["records/copy.json"]))
@@ -703,6 +716,10 @@ def _check_records(
         rows += json.loads(files["records/copies.json"])
     differ = []
     for r in rows:
+        if r.get("event_seq") in batches:
+            if not _copy_in_batch(r, batches[r["event_seq"]], in_batch.get(r["id"])):
+                differ.append(r["id"])
+            continue
         got = ingested.get(r["id"])
         if got is None:
             differ.append(r["id"])
@@ -722,6 +739,31 @@ def _check_records(
         {"seq": ev["seq"], "type": ev["type"], "time": ev["time"], "actor": ev["actor"]}
         for _, ev in sorted(events.items())
     ]
+
+
+def _copy_in_batch(row: dict[str, Any], batch: tuple, proof: dict[str, Any] | None) -> bool:
+    """A copy recorded by a batch event: its leaf names the row's hashes and path, and the
+    leaf's audit path folds to the Merkle root the event holds."""
+    first, last, payload = batch
+    if proof is None or not first <= row["id"] <= last:
+        return False
+    leaf = json.loads(proof["leaf"])
+    if (leaf.get("copy_id"), leaf.get("sha256"), leaf.get("text_sha256"), leaf.get("path")) != (
+        row["id"],
+        row.get("sha256"),
+        row.get("text_sha256"),
+        row.get("path"),
+    ):
+        return False
+    size = payload.get("copies", 0)
+    if size != last - first + 1 or proof.get("leaf_index") != row["id"] - first:
+        return False
+    try:
+        root = bytes.fromhex(payload["copies_root"])
+        path = [bytes.fromhex(p) for p in proof["path"]]
+    except (KeyError, ValueError, TypeError):
+        return False
+    return verify_inclusion(row["id"] - first, size, leaf_hash(proof["leaf"].encode()), path, root)
 
 
 def _printable(text: str) -> str:

@@ -3,14 +3,18 @@ changes to existing tables run here in order, and the version moves last."""
 
 from __future__ import annotations
 
+import orjson
 from sqlalchemy import Connection, Engine, insert, inspect, select, text
 
-from copytrail.catalog.schema import SCHEMA_VERSION
+from copytrail.catalog.schema import SCHEMA_VERSION, copies
 from copytrail.errors import CopytrailError
 from copytrail.ledger import tree
 from copytrail.ledger.checkpoint import latest_checkpoint
 from copytrail.ledger.db import read_connection, write_transaction
-from copytrail.ledger.schema import meta, metadata
+from copytrail.ledger.events import subject_rows
+from copytrail.ledger.schema import event_subjects, events, meta, metadata
+
+ix_copies_event_seq = next(i for i in copies.indexes if i.name == "ix_copies_event_seq")
 
 
 def migrate(db: Engine) -> None:
@@ -28,6 +32,8 @@ def migrate(db: Engine) -> None:
         elif int(row.value) < SCHEMA_VERSION:
             _migrate_columns(conn)
             _store_tree_nodes(conn)
+            _index_event_subjects(conn)
+            ix_copies_event_seq.create(conn, checkfirst=True)
             conn.execute(
                 meta.update()
                 .where(meta.c.key == "schema_version")
@@ -54,6 +60,26 @@ def _store_tree_nodes(conn: Connection) -> None:
     last = latest_checkpoint(conn)
     if last is not None and tree.stored_size(conn) != last.tree_size:
         tree.extend(conn, None, upto=last.tree_size)
+
+
+def _index_event_subjects(conn: Connection, batch: int = 20_000) -> None:
+    """Schema 12 indexes every event's integer subjects: fill the index from the events."""
+    if conn.execute(select(event_subjects.c.seq).limit(1)).first() is not None:
+        return
+    last = 0
+    while True:
+        rows = conn.execute(
+            select(events.c.seq, events.c.subjects)
+            .where(events.c.seq > last)
+            .order_by(events.c.seq)
+            .limit(batch)
+        ).all()
+        if not rows:
+            return
+        found = [r for e in rows for r in subject_rows(e.seq, orjson.loads(e.subjects))]
+        if found:
+            conn.execute(insert(event_subjects), found)
+        last = rows[-1].seq
 
 
 def _migrate_columns(conn: Connection) -> None:

@@ -25,7 +25,7 @@ from copytrail.catalog.schema import (
 from copytrail.errors import InvalidInput, NotFound
 from copytrail.ledger import checkpoint as cpmod
 from copytrail.ledger.db import read_connection
-from copytrail.ledger.events import iter_events, row_to_event
+from copytrail.ledger.events import iter_events, row_to_event, seqs_about
 from copytrail.ledger.schema import events
 from copytrail.store.blobs import BlobStore
 
@@ -190,10 +190,9 @@ def copy_detail(db: Engine, ref: str | int) -> dict[str, Any]:
                 )
             )
         ]
+        seqs = set(seqs_about(conn, ("copy_id", "copy_ids"), d["id"])) | {d["event_seq"]}
         evs = conn.execute(
-            select(events)
-            .where(events.c.subjects.like(f'%"copy_id":{d["id"]},%'))
-            .order_by(events.c.seq)
+            select(events).where(events.c.seq.in_(sorted(seqs))).order_by(events.c.seq)
         ).all()
         d["events"] = [row_to_event(e).as_dict() for e in evs]
         d["shared_with"] = (
@@ -237,6 +236,7 @@ def copy_context(conn: Connection, copy_ids: list[int]) -> dict[int, dict[str, A
             copies.c.sha256,
             copies.c.text_sha256,
             copies.c.path,
+            copies.c.status,
             DATASET_NAME,
             DATASET_VERSION,
             sources.c.name.label("source"),
@@ -244,6 +244,7 @@ def copy_context(conn: Connection, copy_ids: list[int]) -> dict[int, dict[str, A
         ).where(copies.c.id.in_(copy_ids[i : i + 500]))
         for r in conn.execute(q):
             out[r.id] = {
+                "status": r.status,
                 "copy_sha256": r.sha256,
                 "text_sha256": r.text_sha256,
                 "path": r.path,

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, func, insert, select
 
 from copytrail.canonical import canonical_json
+from copytrail.catalog.batches import batch_payload, copy_event_payload, copy_leaf
 from copytrail.catalog.schema import copies, copy_isbns, datasets, sources
 from copytrail.errors import Conflict, InvalidInput, NotFound
 from copytrail.ledger.events import EventWriter, utc_now
@@ -123,22 +124,6 @@ def get_or_create_dataset(
     return conn.execute(select(datasets).where(datasets.c.id == new_id)).first(), True
 
 
-def copy_event_payload(rec: dict[str, Any]) -> dict[str, Any]:
-    """The fields of a copy that the ledger commits to (and `verify` checks the table against)."""
-    return _strip_none(
-        {
-            "sha256": rec["sha256"],
-            "size": rec["size"],
-            "media_type": rec["media_type"],
-            "path": rec["path"],
-            "status": rec["status"],
-            "reason": rec.get("reason"),
-            "text_sha256": rec.get("text_sha256"),
-            "text_size": rec.get("text_size"),
-        }
-    )
-
-
 def record_copies(
     conn: Connection, ev: EventWriter, dataset_id: int, records: Sequence[dict[str, Any]]
 ) -> tuple[list[int], int]:
@@ -173,7 +158,7 @@ def record_copies(
         )
     cid_next = next_id(conn, copies.c.id)
     now = utc_now()
-    rows, isbn_rows, new_ids = [], [], []
+    rows, isbn_rows, new_ids, leaves = [], [], [], []
     skipped = 0
     for rec in records:
         key_seen = rec["sha256"] in existing if rec["sha256"] else rec["path"] in existing_paths
@@ -186,9 +171,7 @@ def record_copies(
             existing_paths.add(rec["path"])
         cid = cid_next
         cid_next += 1
-        seq = ev.append(
-            "ingested", {"copy_id": cid, "dataset_id": dataset_id}, copy_event_payload(rec)
-        )
+        leaves.append(copy_leaf(cid, dataset_id, copy_event_payload(rec)))
         isbns = rec.get("isbns") or []
         rows.append(
             {
@@ -210,11 +193,19 @@ def record_copies(
                 "replacements": rec.get("replacements"),
                 "extra": _json_or_none(rec.get("extra")),
                 "created": now,
-                "event_seq": seq,
             }
         )
         isbn_rows.extend({"copy_id": cid, "isbn13": i, "origin": o} for i, o in isbns)
         new_ids.append(cid)
+    if rows:  # one event commits to the whole batch (catalog/batches.py)
+        subjects = {
+            "dataset_id": dataset_id,
+            "first_copy_id": new_ids[0],
+            "last_copy_id": new_ids[-1],
+        }
+        seq = ev.append("ingested", subjects, batch_payload(leaves))
+        for row in rows:
+            row["event_seq"] = seq
     ev.flush()
     if rows:
         conn.execute(insert(copies), rows)
@@ -229,10 +220,10 @@ def _json_or_none(v: Any) -> str | None:
     return canonical_json(v).decode()
 
 
-def _strip_none(d: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in d.items() if v is not None}
-
-
 def _chunks(seq: Sequence, n: int):  # type: ignore[no-untyped-def]
     for i in range(0, len(seq), n):
         yield seq[i : i + n]
+
+
+def _strip_none(d: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in d.items() if v is not None}

@@ -19,10 +19,10 @@ from sqlalchemy import (
 
 from copytrail.ledger.schema import metadata
 
-SCHEMA_VERSION = 11  # 2: works lists, audits, matches; 3: works.text_source_sha256; 4: api_keys
+SCHEMA_VERSION = 12  # 2: works lists, audits, matches; 3: works.text_source_sha256; 4: api_keys
 # 5: corpora, corpus_docs; 6: runs; 7: holds, deletions (fingerprints joined the schema in 7)
 # 8: boilerplate; 9: purchases, scans, purposes; 10: signed checkpoints, tree_nodes
-# 11: run_reads
+# 11: run_reads; 12: event_subjects, copies.event_seq index (batched ingest events)
 
 sources = Table(
     "sources",
@@ -79,6 +79,7 @@ copies = Table(
 Index("ix_copies_sha256", copies.c.sha256)
 Index("ix_copies_text_sha256", copies.c.text_sha256)
 Index("ix_copies_dataset_path", copies.c.dataset_id, copies.c.path)
+Index("ix_copies_event_seq", copies.c.event_seq)  # the copies of one batch event
 
 copy_isbns = Table(
     "copy_isbns",

@@ -617,7 +617,16 @@ def checkpoint(
 
 @app.command()
 def prove(
-    event_id: Annotated[int, typer.Argument(help="Event number (see `copytrail log`).")],
+    event_id: Annotated[
+        int | None, typer.Argument(help="Event number (see `copytrail log`).")
+    ] = None,
+    copy: Annotated[
+        str | None,
+        typer.Option(
+            "--copy",
+            help="Prove a copy's ingest instead: its event's proof and its path in the batch.",
+        ),
+    ] = None,
     checkpoint_id: Annotated[
         int | None,
         typer.Option(
@@ -633,9 +642,28 @@ def prove(
     """Print an inclusion proof that an event is in a checkpointed tree head."""
     import json
 
-    with open_library() as lib:
-        p = lib.prove(event_id, checkpoint_id)
-    if out_file:
+    if (event_id is None) == (copy is None):
+        raise typer.BadParameter("name an event number or --copy ID (one of them)")
+    if copy is not None:
+        with open_library() as lib:
+            doc = lib.prove_copy(copy, checkpoint_id)
+        if out_file:
+            out_file.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+        if json_out:
+            return emit_json(doc)
+        b = doc["in_batch"]
+        if b is not None:
+            out.print(
+                f"copy {doc['copy_id']} is leaf {b['leaf_index']} of {b['batch_size']} in "
+                f"ingested event {b['event_seq']} (copies root {b['copies_root']}); path:"
+            )
+            for h in b["path"]:
+                out.print(f"  {h}")
+        p = doc["event"]
+    else:
+        with open_library() as lib:
+            p = lib.prove(event_id, checkpoint_id)
+    if out_file and copy is None:
         out_file.write_text(json.dumps(p, indent=2) + "\n", encoding="utf-8")
     if json_out:
         return emit_json(p)
@@ -646,7 +674,8 @@ def prove(
     out.print(f"(checkpoint #{p['checkpoint_id']}, {safe(p['checkpoint_time'])}); audit path:")
     for h in p["path"]:
         out.print(f"  {h}")
-    out.print("[green]proof verifies[/]" if p["verified"] else "[red]proof does NOT verify[/]")
+    ok = p["verified"] and (copy is None or doc["verified"])
+    out.print("[green]proof verifies[/]" if ok else "[red]proof does NOT verify[/]")
 
 
 @app.command()

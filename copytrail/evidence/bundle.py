@@ -32,6 +32,7 @@ from sqlalchemy import Connection, select
 from copytrail.atomic import write_atomic
 from copytrail.audit.browse import excerpts
 from copytrail.audit.works import find_work
+from copytrail.catalog.batches import copy_proof
 from copytrail.catalog.queries import find_copy
 from copytrail.catalog.schema import (
     audits,
@@ -48,6 +49,7 @@ from copytrail.context import Context
 from copytrail.errors import InvalidInput, NotFound
 from copytrail.ledger import checkpoint, note, signing, timestamp, tree
 from copytrail.ledger.db import read_connection
+from copytrail.ledger.events import seqs_about
 from copytrail.ledger.schema import checkpoints, events
 
 FORMAT = "copytrail-evidence/1"
@@ -191,9 +193,10 @@ def _copy_subject(conn: Connection, ref: str | int, files: dict[str, bytes]) -> 
     cid = c["id"]
     seqs = [c.get("event_seq")]
     seqs += _dataset_events(conn, [c["dataset_id"]])
-    like = f'%"copy_id":{cid},%'
-    seqs += [r.seq for r in conn.execute(select(events.c.seq).where(events.c.subjects.like(like)))]
-    seqs += _deleted_events(conn, {cid})
+    seqs += seqs_about(conn, ("copy_id", "copy_ids"), cid)  # includes its deletion, if any
+    batch = copy_proof(conn, cid)
+    if batch is not None:  # recorded by a batch event: the copy's path inside the batch
+        files["proofs/copy-in-batch.json"] = _json(batch)
     audit_rows = conn.execute(
         select(audits.c.id, audits.c.event_seq)
         .join(matches, matches.c.audit_id == audits.c.id)
@@ -231,30 +234,17 @@ def _dataset_events(conn: Connection, dataset_ids: list[int]) -> list[int]:
     return out
 
 
-def _deleted_events(conn: Connection, ids: set[int]) -> list[int]:
-    out = []
-    q = select(events.c.seq, events.c.subjects).where(events.c.type == "deleted")
-    for e in conn.execute(q):
-        if ids.intersection(orjson.loads(e.subjects).get("copy_ids", [])):
-            out.append(e.seq)
-    return out
-
-
 def _work_subject(
     ctx: Context, conn: Connection, work_id: str, list_name: str | None, files: dict[str, bytes]
 ) -> Any:
     if not list_name:
         raise InvalidInput("a work is named with its list: --work ID --list L")
     w = find_work(conn, work_id, list_name)
-    like = f'%"works_list_id":{w["list_id"]},%'
-    like_end = f'%"works_list_id":{w["list_id"]}}}%'
+    listed = seqs_about(conn, ("works_list_id",), w["list_id"])
     seqs = [
         r.seq
         for r in conn.execute(
-            select(events.c.seq).where(
-                events.c.type == "acquired",
-                events.c.subjects.like(like) | events.c.subjects.like(like_end),
-            )
+            select(events.c.seq).where(events.c.type == "acquired", events.c.seq.in_(listed))
         )
     ]
     rows = conn.execute(
@@ -273,6 +263,9 @@ def _work_subject(
             r._asdict() for r in conn.execute(select(copies).where(copies.c.id.in_(part)))
         ]
     seqs += [c["event_seq"] for c in copy_rows]
+    batched = [p for c in copy_rows if (p := copy_proof(conn, c["id"])) is not None]
+    if batched:
+        files["proofs/copies-in-batches.json"] = _json(batched)
     seqs += _dataset_events(conn, [c["dataset_id"] for c in copy_rows])
     files["records/work.json"] = _json(w)
     files["records/matches.json"] = _json(found)
@@ -309,6 +302,9 @@ def _deletion_subject(
             r._asdict() for r in conn.execute(select(copies).where(copies.c.id.in_(part)))
         ]
     seqs += [c["event_seq"] for c in copy_rows]
+    batched = [p for c in copy_rows if (p := copy_proof(conn, c["id"])) is not None]
+    if batched:
+        files["proofs/copies-in-batches.json"] = _json(batched)
     files["records/deletion.json"] = _json(d._asdict())
     files["records/copies.json"] = _json(copy_rows)
     if d.certificate and Path(d.certificate).is_file():

@@ -24,7 +24,7 @@ from sqlalchemy import Connection, Engine, func, insert, select
 
 from copytrail.canonical import canonical_json
 from copytrail.ledger.db import write_transaction
-from copytrail.ledger.schema import events
+from copytrail.ledger.schema import event_subjects, events
 
 GENESIS_HASH = "0" * 64
 
@@ -130,6 +130,7 @@ class EventWriter:
         self.next_seq = (last.seq + 1) if last else 1
         self.prev_hash = last.hash if last else GENESIS_HASH
         self._pending: list[dict[str, Any]] = []
+        self._subjects: list[tuple[int, dict[str, Any]]] = []
 
     def append(self, type_: str, subjects: dict[str, Any], payload: dict[str, Any]) -> int:
         if type_ not in EVENT_TYPES:
@@ -149,13 +150,41 @@ class EventWriter:
                 "hash": h,
             }
         )
+        self._subjects.append((seq, subjects))
         self.prev_hash, self.next_seq = h, seq + 1
         return seq
 
     def flush(self) -> None:
         if self._pending:
             self.conn.execute(insert(events), self._pending)
-            self._pending = []
+            rows = [r for seq, subjects in self._subjects for r in subject_rows(seq, subjects)]
+            if rows:
+                self.conn.execute(insert(event_subjects), rows)
+            self._pending, self._subjects = [], []
+
+
+def subject_rows(seq: int, subjects: dict[str, Any]) -> list[dict[str, Any]]:
+    """The index rows of an event's integer subjects (lists of integers give one row each)."""
+    out = []
+    for name, value in subjects.items():
+        values = value if isinstance(value, list) else [value]
+        out += [
+            {"name": name[:32], "value": v, "seq": seq}
+            for v in values
+            if isinstance(v, int) and not isinstance(v, bool) and -(2**63) <= v < 2**63
+        ]
+    return out
+
+
+def seqs_about(conn: Connection, names: tuple[str, ...], value: int) -> list[int]:
+    """Sequence numbers of the events naming `value` under any of the subject `names`."""
+    q = (
+        select(event_subjects.c.seq)
+        .where(event_subjects.c.name.in_(names), event_subjects.c.value == value)
+        .distinct()
+        .order_by(event_subjects.c.seq)
+    )
+    return [r.seq for r in conn.execute(q)]
 
 
 def append_event(

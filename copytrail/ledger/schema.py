@@ -39,6 +39,17 @@ events = Table(
 )
 Index("ix_events_type", events.c.type)
 
+# Every integer subject of every event (`copy_id`: 7, each of `copy_ids`, `corpus_id`, ...), so
+# "the events about copy 7" is an index lookup, not a scan of the events' JSON.
+event_subjects = Table(
+    "event_subjects",
+    metadata,
+    Column("name", String(32), nullable=False),
+    Column("value", BigInteger, nullable=False),
+    Column("seq", BigInteger, nullable=False),
+)
+Index("ix_event_subjects", event_subjects.c.name, event_subjects.c.value, event_subjects.c.seq)
+
 checkpoints = Table(
     "checkpoints",
     metadata,

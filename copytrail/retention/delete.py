@@ -178,6 +178,12 @@ def delete_copies(
                 "copies": len(ids),
                 "copies_sha256": listing,
                 "tainted_corpora": [c["corpus"] for c in tainted],
+                # a batch event's leaf holds the status at ingest (catalog/batches.py)
+                "prior_status": {
+                    str(cid): context[cid]["status"]
+                    for cid in ids
+                    if context[cid].get("status", "ok") != "ok"
+                },
             },
         )
         ev.flush()
