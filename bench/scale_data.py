@@ -22,7 +22,7 @@ import zstandard
 from copytrail.samples import gutenberg_body
 
 RECORD_WORDS = 680  # about 4 KB of English text
-SHARD_RECORDS = 125_000
+SHARDS = 8  # JSON Lines files of records (so two workers of any tool have files to share)
 
 
 @dataclass
@@ -84,7 +84,7 @@ def generate(
 ) -> Inputs:
     """Write the inputs under `out` (reused when already there for the same sizes)."""
     out.mkdir(parents=True, exist_ok=True)
-    stamp = out / f"inputs-{n_records}-{n_books}-{n_listed}-{seed}.json"
+    stamp = out / f"inputs-{n_records}-{n_books}-{n_listed}-{seed}-{SHARDS}.json"
     if stamp.exists():
         d = orjson.loads(stamp.read_bytes())
         return Inputs(**{k: Path(v) if k.endswith(("_dir", "_file", "_csv")) else v
@@ -115,11 +115,12 @@ def generate(
     zst_path = out / "records.jsonl.zst"
     with open(zst_path, "wb") as zf, cctx.stream_writer(zf) as zw:
         shard = None
+        per_shard = max(1, -(-n_records // SHARDS))
         for i in range(n_records):
-            if i % SHARD_RECORDS == 0:
+            if i % per_shard == 0:
                 if shard:
                     shard.close()
-                shard = open(records_dir / f"web-{i // SHARD_RECORDS:04d}.jsonl", "wb")  # noqa: SIM115
+                shard = open(records_dir / f"web-{i // per_shard:04d}.jsonl", "wb")  # noqa: SIM115
             filler = vocab[nrng.integers(0, len(vocab), RECORD_WORDS)]
             if i % 3 == 0 and listed_words:
                 ws = listed_words[rng.randrange(len(listed_words))]

@@ -27,11 +27,23 @@ class Tokenized:
     starts: np.ndarray  # character offsets into the text
     ends: np.ndarray
     kgrams: np.ndarray
+    ids: np.ndarray  # one id per word: spans are extended and joined by comparing these
+    _unique: tuple[np.ndarray, np.ndarray] | None = None
 
     @classmethod
     def of(cls, text: str) -> Tokenized:
         ws, st, en = token_spans(text)
-        return cls(ws, st, en, hashing.kgram_hashes(hashing.word_ids(ws), SEED_K))
+        ids = hashing.word_ids(ws)
+        return cls(ws, st, en, hashing.kgram_hashes(ids, SEED_K), ids)
+
+    def unique_kgrams(self) -> tuple[np.ndarray, np.ndarray]:
+        """(sorted k-gram hashes occurring once, their word positions), computed once per text:
+        a listed work is indexed once for all the copies aligned with it."""
+        if self._unique is None:
+            uniq, first, counts = np.unique(self.kgrams, return_index=True, return_counts=True)
+            keep = counts == 1
+            self._unique = (uniq[keep], first[keep])
+        return self._unique
 
 
 @dataclass
@@ -72,13 +84,12 @@ class Alignment:
         return (self.covered_work + self.covered_copy) / total if total else 0.0
 
 
-def _runs(work: np.ndarray, copy: np.ndarray) -> np.ndarray:
-    """Exact runs as rows (work_start, work_end, copy_start, copy_end) in word indices."""
-    if len(work) == 0 or len(copy) == 0:
+def _runs(work: Tokenized, copy: np.ndarray) -> np.ndarray:
+    """Exact runs as rows (work_start, work_end, copy_start, copy_end) in word indices. Costs
+    O(copy log work): the work's unique k-grams are sorted once."""
+    if len(work.kgrams) == 0 or len(copy) == 0:
         return np.zeros((0, 4), dtype=np.int64)
-    uniq, first, counts = np.unique(work, return_index=True, return_counts=True)
-    keep = counts == 1
-    uniq, first = uniq[keep], first[keep]
+    uniq, first = work.unique_kgrams()
     idx = np.searchsorted(uniq, copy)
     idx[idx >= len(uniq)] = 0
     hit = uniq[idx] == copy if len(uniq) else np.zeros(len(copy), bool)
@@ -93,14 +104,56 @@ def _runs(work: np.ndarray, copy: np.ndarray) -> np.ndarray:
     return np.stack([wj[starts], wj[ends] + SEED_K, ci[starts], ci[ends] + SEED_K], axis=1)
 
 
+def _equal_run(a: np.ndarray, ai: int, b: np.ndarray, bi: int, step: int) -> int:
+    """How many words a[ai + k*step] == b[bi + k*step] hold for k = 0, 1, ... (step 1 or -1),
+    compared a growing block at a time: the cost is the length of the run."""
+    n, block = 0, 64
+    while True:
+        if step > 0:
+            m = min(len(a) - ai - n, len(b) - bi - n, block)
+            if m <= 0:
+                return n
+            eq = a[ai + n : ai + n + m] == b[bi + n : bi + n + m]
+        else:
+            m = min(ai - n + 1, bi - n + 1, block)
+            if m <= 0:
+                return n
+            eq = (a[ai - n - m + 1 : ai - n + 1] == b[bi - n - m + 1 : bi - n + 1])[::-1]
+        if eq.all():
+            n += m
+            block = min(block * 2, 1 << 16)
+            continue
+        return n + int(np.argmin(eq))
+
+
+def _maximal_runs(work: Tokenized, copy: Tokenized) -> list[list[int]]:
+    """Seed runs extended word by word along their diagonal as far as the texts agree, so a
+    phrase the work repeats (which gives no unique seed) does not split a verbatim span."""
+    out: list[list[int]] = []
+    reach: dict[int, int] = {}  # diagonal -> copy end already covered on it
+    for ws, we, cs, ce in _runs(work, copy.kgrams).tolist():
+        diagonal = ws - cs
+        if reach.get(diagonal, -1) >= ce:
+            continue  # inside a run already extended
+        back = _equal_run(work.ids, ws - 1, copy.ids, cs - 1, -1) if ws and cs else 0
+        fwd = _equal_run(work.ids, we, copy.ids, ce, 1)
+        run = [ws - back, we + fwd, cs - back, ce + fwd]
+        reach[diagonal] = run[3]
+        out.append(run)
+    out.sort(key=lambda r: (r[2], r[0]))
+    return out
+
+
 def align(work: Tokenized, copy: Tokenized, distinctive: np.ndarray | None = None) -> Alignment:
     """Spans of `work` found in `copy`. `distinctive`: sorted word positions of the work's
     non-boilerplate winnowed k-grams; a span must contain one to count."""
     spans: list[Span] = []
-    for ws, we, cs, ce in _runs(work.kgrams, copy.kgrams).tolist():
+    for ws, we, cs, ce in _maximal_runs(work, copy):
         if spans:
             s = spans[-1]
             gw, gc = ws - s.work_end, cs - s.copy_end
+            if we <= s.work_end and ce <= s.copy_end and ws >= s.work_start:
+                continue  # nothing new
             if (
                 -SEED_K <= gw <= MAX_GAP
                 and -SEED_K <= gc <= MAX_GAP

@@ -8,7 +8,7 @@ Only candidate pairs are aligned word by word, which yields the coverage and the
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,10 +51,27 @@ def _text(store: BlobStore, sha: str) -> str:
     return store.get(sha).decode("utf-8", errors="replace")
 
 
+_WORKS: OrderedDict[str, Tokenized] = OrderedDict()  # this worker's last few listed works
+_WORKS_KEPT = 4
+COPIES_PER_TASK = 256  # a work with many candidates is spread over all workers
+
+
+def _work(store: BlobStore, sha: str) -> Tokenized:
+    """A listed work tokenized and indexed once per worker, not once per task or copy."""
+    work = _WORKS.get(sha)
+    if work is None:
+        work = _WORKS[sha] = Tokenized.of(_text(store, sha))
+        if len(_WORKS) > _WORKS_KEPT:
+            _WORKS.popitem(last=False)
+    else:
+        _WORKS.move_to_end(sha)
+    return work
+
+
 def align_task(store: BlobStore, task: tuple[str, list[int], list[str]]) -> list[dict]:
     """Align one work text with its candidate copy texts."""
     work_sha, distinctive, copy_shas = task
-    work = Tokenized.of(_text(store, work_sha))
+    work = _work(store, work_sha)
     dist = np.array(sorted(distinctive), dtype=np.int64)
     out = []
     for csha in copy_shas:
@@ -254,7 +271,11 @@ class Auditor:
         by_work_text: dict[str, list[str]] = defaultdict(list)
         for wt, ct in pairs:
             by_work_text[wt].append(ct)
-        tasks = [(wt, distinctive.get(wt, []), cts) for wt, cts in by_work_text.items()]
+        tasks = [
+            (wt, distinctive.get(wt, []), cts[i : i + COPIES_PER_TASK])
+            for wt, cts in by_work_text.items()
+            for i in range(0, len(cts), COPIES_PER_TASK)
+        ]
         aligned_bytes = sum(size_of.get(ct, 0) for _wt, ct in pairs)
         results: dict[tuple[str, str], dict] = {}
         bar = self.progress("aligning candidates") if self.progress else None

@@ -48,11 +48,16 @@ def normalize_isbn(raw: str) -> str | None:
 def find_isbns(text: str) -> list[str]:
     """Valid ISBNs in `text`, normalised to ISBN-13, in order of first appearance."""
     seen: dict[str, None] = {}
-    for m in _LABELLED.finditer(text):
+    # Substring tests at memchr speed rule out most texts before either regex scans them.
+    labelled = b"isbn" in text.encode("utf-8", "surrogatepass").lower()  # ASCII-only lower
+    bare = "978" in text or "979" in text
+    if not labelled and not bare:
+        return []
+    for m in _LABELLED.finditer(text) if labelled else ():
         n = normalize_isbn(m.group(1))
         if n:
             seen.setdefault(n)
-    for m in _BARE13.finditer(text):
+    for m in _BARE13.finditer(text) if bare else ():
         before = text[m.start() - 1] if m.start() else " "
         after = text[m.end()] if m.end() < len(text) else " "
         if before.isdigit() or before == "-" or after.isdigit() or after == "-":

@@ -34,6 +34,7 @@ DOC_BATCH_BYTES = 8 << 20
 DOC_BATCH_ITEMS = 64
 RECORD_BATCH_BYTES = 8 << 20
 RECORD_BATCH_LINES = 2000
+RANGE_BYTES = 16 << 20  # of an uncompressed JSON Lines file per worker task (a pack each)
 
 
 @dataclass
@@ -143,6 +144,39 @@ def safe_member_name(name: str) -> tuple[str, bool]:
     return label, label != name
 
 
+COMPRESSED_MAGIC = (b"\x1f\x8b", b"\x28\xb5\x2f\xfd", b"BZh", b"\xfd7zXZ")
+
+
+def jsonl_ranges(fs_path: str, range_bytes: int) -> tuple[str, list[tuple[int, int, int]]] | None:
+    """(SHA-256 of the file, [(start, end, number of the first line)]) for an uncompressed JSON
+    Lines file, cut after a line break about every `range_bytes`; one pass at memory speed.
+    None when the file is compressed or has a line longer than a range (the streaming planner
+    handles those)."""
+    with open(fs_path, "rb") as f:
+        if f.read(6).startswith(COMPRESSED_MAGIC):
+            return None
+        f.seek(0)
+        h = hashlib.sha256()
+        ranges: list[tuple[int, int, int]] = []
+        start = pos = 0
+        lines_before = 0  # line breaks before `start`
+        lines_seen = 0
+        while chunk := f.read(range_bytes):
+            h.update(chunk)
+            cut = chunk.rfind(b"\n")
+            if cut < 0 and len(chunk) == range_bytes:
+                return None
+            lines_seen += chunk.count(b"\n")
+            if cut >= 0:
+                end = pos + cut + 1
+                ranges.append((start, end, lines_before + 1))
+                start, lines_before = end, lines_seen
+            pos += len(chunk)
+        if start < pos:  # a last line without a line break
+            ranges.append((start, pos, lines_before + 1))
+    return h.hexdigest(), ranges
+
+
 def _open_decompressed(raw: BinaryIO) -> BinaryIO:
     """A stream of the decompressed bytes, by magic: gzip, zstd, bzip2, xz, or none."""
     head = raw.read(6)
@@ -206,6 +240,11 @@ class Planner:
             yield from self._top_container(inp, kind)
 
     def _top_container(self, inp: Input, kind: str) -> Iterator[Task]:
+        if kind == formats.JSONL:
+            ranges = jsonl_ranges(inp.fs_path, RANGE_BYTES)
+            if ranges is not None:
+                yield from self._jsonl_range_tasks(inp, *ranges)
+                return
         with open(inp.fs_path, "rb") as f:
             sha = hashlib.file_digest(f, "sha256").hexdigest()
         container = {"path": inp.path, "sha256": sha, "size": inp.size, "kind": kind}
@@ -245,6 +284,28 @@ class Planner:
                 "reason": _container_error(kind, e),
                 "progress": 0,
             }
+        yield {"op": "noop", "progress": max(0, inp.size - done)}
+
+    def _jsonl_range_tasks(
+        self, inp: Input, sha: str, ranges: list[tuple[int, int, int]]
+    ) -> Iterator[Task]:
+        """An uncompressed JSON Lines file on disk: each worker reads its own byte range (lines
+        never cross ranges), so records are not read and pickled by this process."""
+        container = {"path": inp.path, "sha256": sha, "size": inp.size, "kind": formats.JSONL}
+        self.stats.containers.append(container)
+        for start, end, first_line in ranges:
+            yield {
+                "op": "jsonl_range",
+                "fs_path": inp.fs_path,
+                "path": inp.path,
+                "start": start,
+                "end": end,
+                "first_line": first_line,
+                "text_field": self.text_field,
+                "container": sha,
+                "progress": end - start,
+            }
+        done = ranges[-1][1] if ranges else 0
         yield {"op": "noop", "progress": max(0, inp.size - done)}
 
     # ---- containers from a stream or bytes -------------------------------------------------

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from copytrail.ingest import formats
 from copytrail.ingest.document import (
     CopyRecord,
@@ -36,7 +38,11 @@ def run_task(ctx: IngestContext, task: dict[str, Any]) -> tuple[list[CopyRecord]
     sealed before the records are returned, so no record names a blob that is not stored."""
     with ctx.store.packing():
         records = _dispatch(task, ctx)
-    return [utf8_safe(r) for r in records], task.get("progress", 0)
+    try:  # orjson refuses exactly what the database would: lone surrogates
+        orjson.dumps(records)
+    except TypeError:
+        records = [utf8_safe(r) for r in records]
+    return records, task.get("progress", 0)
 
 
 def utf8_safe(value: Any) -> Any:
@@ -119,6 +125,8 @@ def _dispatch(task: dict[str, Any], ctx: IngestContext) -> list[CopyRecord]:
             )
             for n, line in task["lines"]
         ]
+    if op == "jsonl_range":
+        return _jsonl_range(store, task, limits)
     if op == "parquet":
         return _parquet_rows(store, task)
     if op == "arrow":
@@ -145,6 +153,39 @@ def _dispatch(task: dict[str, Any], ctx: IngestContext) -> list[CopyRecord]:
     if op == "noop":
         return []
     raise ValueError(f"unknown task {op!r}")
+
+
+def _jsonl_range(store: BlobStore, task: dict, limits: Limits) -> list[CopyRecord]:
+    """The records of one byte range of a JSON Lines file, read here in the worker."""
+    with open(task["fs_path"], "rb") as f:
+        f.seek(task["start"])
+        data = f.read(task["end"] - task["start"])
+    out = []
+    limit = limits.max_record_bytes
+    for n, line in enumerate(data.split(b"\n"), task["first_line"]):
+        if not line.strip():
+            continue
+        if len(line) > limit:
+            out.append(
+                refused_record(
+                    f"{task['path']}#L{n}",
+                    len(line),
+                    "application/json",
+                    f"record is over the {limit}-byte limit (--max-record-bytes)",
+                    container=task["container"],
+                )
+            )
+            continue
+        out.append(
+            _isolated(
+                lambda n=n, line=line: _record_from_line(store, task, n, line),
+                f"{task['path']}#L{n}",
+                line.rstrip(b"\r"),
+                "application/json",
+                store,
+            )
+        )
+    return out
 
 
 def _record_from_line(store: BlobStore, task: dict, line_no: int, line: bytes) -> CopyRecord:

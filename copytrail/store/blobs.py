@@ -163,9 +163,10 @@ class BlobStore:
         w = self._writer
         if w is not None and len(data) < packs.LARGE_BLOB:
             key = bytes.fromhex(digest)
-            # No re-listing here: a blob another writer packed a moment ago is stored twice at
-            # worst, which costs bytes, never correctness.
-            if key in w or self._pack_index().find(key) or self._loose_exists(digest):
+            # No re-listing and no look for a loose copy here: a blob another writer packed a
+            # moment ago, or one stored loose by an older copytrail, is stored twice at worst,
+            # which costs bytes, never correctness (removal finds every copy).
+            if key in w or self._pack_index().find(key):
                 return digest, False
             w.add(key, data)
             if w.full:
