@@ -15,6 +15,7 @@ import os
 import shutil
 import time
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,28 @@ from copytrail.ledger.db import read_connection, write_transaction
 from copytrail.ledger.events import EventWriter, utc_now
 
 ENCODE_BATCH = 64  # documents per tokenizer call (the Rust side spreads a batch over cores)
+FILTER_BATCH = 256  # texts per filter task
+
+
+@dataclass(frozen=True)
+class FilterContext:
+    """What filter workers share: the blob store and the policy's quality filters."""
+
+    store: Any  # the library's BlobStore (build reads blobs only through it)
+    filters: Any
+
+    @property
+    def shareable_across_processes(self) -> bool:
+        return self.store.shareable_across_processes
+
+
+def filter_task(fctx: FilterContext, shas: list[str]) -> list[tuple[str, str | None, int]]:
+    """(text, the quality rule that drops it or None, its length in characters) per text."""
+    out = []
+    for sha in shas:
+        text = fctx.store.get(sha).decode("utf-8")
+        out.append((sha, quality_rule(text, fctx.filters), len(text)))
+    return out
 
 
 def corpus_root(ctx: Context) -> Path:
@@ -52,6 +75,7 @@ def _considered(ctx: Context, policy: Policy) -> list[dict[str, Any]]:
                 copies.c.id,
                 copies.c.status,
                 copies.c.text_sha256,
+                copies.c.text_size,
                 copies.c.language,
                 DATASET_NAME,
                 DATASET_VERSION,
@@ -114,17 +138,26 @@ def build_corpus(ctx: Context, name: str, policy_path: str | os.PathLike) -> dic
         if cid not in fates:
             exclude(cid, rule, detail)
     clock.lap("works lists")
-    texts: dict[str, str] = {}
+    to_filter: list[dict[str, Any]] = []
     for r in rows:
         if r["id"] in fates:
             continue
         if policy.languages and r["language"] not in policy.languages:
             exclude(r["id"], "language", r["language"])
             continue
-        text = texts.get(r["text_sha256"])
-        if text is None:
-            text = texts[r["text_sha256"]] = ctx.store.get(r["text_sha256"]).decode("utf-8")
-        rule = quality_rule(text, policy.filters)
+        to_filter.append(r)
+    # Quality filters run in the workers, a batch of texts at a time: no text is held here.
+    shas = sorted({r["text_sha256"] for r in to_filter})
+    size_of = {r["text_sha256"]: r["text_size"] or 0 for r in to_filter}
+    verdicts: dict[str, str | None] = {}
+    text_len: dict[str, int] = {}
+    batches = [shas[i : i + FILTER_BATCH] for i in range(0, len(shas), FILTER_BATCH)]
+    worker = FilterContext(ctx.store, policy.filters)
+    for batch in ctx.executor.map(filter_task, batches, worker, sum(size_of.values())):
+        for sha, rule, n in batch:
+            verdicts[sha], text_len[sha] = rule, n
+    for r in to_filter:
+        rule = verdicts[r["text_sha256"]]
         if rule:
             exclude(r["id"], rule)
     clock.lap("filters")
@@ -139,7 +172,7 @@ def build_corpus(ctx: Context, name: str, policy_path: str | os.PathLike) -> dic
         policy.dedup.exact,
         policy.dedup.near,
         policy.dedup.near_threshold,
-        text_bytes=sum(len(texts[c.text_sha256]) for c in survivors),
+        text_bytes=sum(text_len[c.text_sha256] for c in survivors),
     )
     for cid, (rule, kept) in dups.items():
         exclude(cid, rule, kept=kept)
@@ -161,7 +194,10 @@ def build_corpus(ctx: Context, name: str, policy_path: str | os.PathLike) -> dic
     for i in range(0, len(included), ENCODE_BATCH):
         batch = included[i : i + ENCODE_BATCH]
         clock.lap("write")
-        encoded = tok.encode_batch([texts[r["text_sha256"]] for r in batch])
+        # Texts are read again per batch: memory holds one batch, not the corpus.
+        encoded = tok.encode_batch(
+            [ctx.store.get(r["text_sha256"]).decode("utf-8") for r in batch]
+        )
         clock.lap("tokenize")
         for r, enc in zip(batch, encoded, strict=True):
             shard, start, end = writer.add(enc.ids)
@@ -318,8 +354,8 @@ def build_corpus(ctx: Context, name: str, policy_path: str | os.PathLike) -> dic
         for i in range(0, len(doc_rows), 5000):
             conn.execute(insert(corpus_docs), doc_rows[i : i + 5000])
     clock.lap("record")
-    text_bytes = sum(len(t.encode("utf-8")) for t in texts.values())
-    included_bytes = sum(len(texts[r["text_sha256"]].encode("utf-8")) for r in included)
+    text_bytes = sum(size_of.values())  # UTF-8 bytes of the distinct texts filtered
+    included_bytes = sum(size_of[r["text_sha256"]] for r in included)
     return {
         **manifest,
         "manifest_sha256": manifest_sha,

@@ -121,41 +121,55 @@ def batch_mismatches(
 def copy_proof(conn: Connection, copy_id: int) -> dict[str, Any] | None:
     """The copy's leaf and audit path inside its batch event (None for a copy recorded by an
     event of its own, as libraries before batches did)."""
-    row = conn.execute(select(copies).where(copies.c.id == copy_id)).first()
-    if row is None:
-        return None
-    ev = conn.execute(select(events).where(events.c.seq == row.event_seq)).first()
-    if ev is None:
-        return None
-    subjects = orjson.loads(ev.subjects)
-    if not is_batch(subjects):
-        return None
-    first, last = subjects["first_copy_id"], subjects["last_copy_id"]
-    rows = conn.execute(
-        select(copies).where(copies.c.id >= first, copies.c.id <= last).order_by(copies.c.id)
-    ).all()
-    prior = prior_statuses(conn) if any(r.status == "deleted" for r in rows) else {}
-    leaves = [row_leaf(r, prior) for r in rows]
-    hashes = [merkle.leaf_hash(leaf) for leaf in leaves]
-    index = copy_id - first
-    path = merkle.inclusion_path(hashes, index)
-    root = bytes.fromhex(orjson.loads(ev.payload)["copies_root"])
-    return {
-        "event_seq": ev.seq,
-        "copy_id": copy_id,
-        "leaf": leaves[index].decode(),
-        "leaf_hash": hashes[index].hex(),
-        "leaf_index": index,
-        "batch_size": len(leaves),
-        "copies_root": root.hex(),
-        "path": [p.hex() for p in path],
-        "verified": merkle.verify_inclusion(index, len(leaves), hashes[index], path, root),
-        "how_to_verify": (
-            "leaf_hash = SHA-256(0x00 || leaf); fold the path per RFC 9162 section 2.1.3.2 to "
-            "copies_root, which is in the payload of the ingested event event_seq; that event's "
-            "own inclusion proof ties it to a signed tree head"
-        ),
-    }
+    return batch_proofs(conn, [copy_id]).get(copy_id)
+
+
+def batch_proofs(conn: Connection, copy_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+    """`copy_proof` for many copies; each batch's leaves are computed once, however many of
+    its copies are asked for."""
+    wanted: dict[int, list[int]] = {}
+    for i in range(0, len(copy_ids), 500):
+        q = select(copies.c.id, copies.c.event_seq).where(copies.c.id.in_(copy_ids[i : i + 500]))
+        for cid, seq in conn.execute(q):
+            wanted.setdefault(seq, []).append(cid)
+    out: dict[int, dict[str, Any]] = {}
+    prior: dict[int, str] | None = None
+    for seq, cids in sorted(wanted.items()):
+        ev = conn.execute(select(events).where(events.c.seq == seq)).first()
+        subjects = orjson.loads(ev.subjects) if ev is not None else {}
+        if not is_batch(subjects):
+            continue
+        first, last = subjects["first_copy_id"], subjects["last_copy_id"]
+        rows = conn.execute(
+            select(copies).where(copies.c.id >= first, copies.c.id <= last).order_by(copies.c.id)
+        ).all()
+        if prior is None and any(r.status == "deleted" for r in rows):
+            prior = prior_statuses(conn)
+        leaves = [row_leaf(r, prior or {}) for r in rows]
+        hashes = [merkle.leaf_hash(leaf) for leaf in leaves]
+        root = bytes.fromhex(orjson.loads(ev.payload)["copies_root"])
+        for cid in cids:
+            index = cid - first
+            if not 0 <= index < len(leaves):
+                continue
+            path = merkle.inclusion_path(hashes, index)
+            out[cid] = {
+                "event_seq": seq,
+                "copy_id": cid,
+                "leaf": leaves[index].decode(),
+                "leaf_hash": hashes[index].hex(),
+                "leaf_index": index,
+                "batch_size": len(leaves),
+                "copies_root": root.hex(),
+                "path": [p.hex() for p in path],
+                "verified": merkle.verify_inclusion(index, len(leaves), hashes[index], path, root),
+                "how_to_verify": (
+                    "leaf_hash = SHA-256(0x00 || leaf); fold the path per RFC 9162 section "
+                    "2.1.3.2 to copies_root, which is in the payload of the ingested event "
+                    "event_seq; that event's own inclusion proof ties it to a signed tree head"
+                ),
+            }
+    return out
 
 
 def prove_copy(

@@ -32,7 +32,7 @@ from sqlalchemy import Connection, select
 from copytrail.atomic import write_atomic
 from copytrail.audit.browse import excerpts
 from copytrail.audit.works import find_work
-from copytrail.catalog.batches import copy_proof
+from copytrail.catalog.batches import batch_proofs, copy_proof
 from copytrail.catalog.queries import find_copy
 from copytrail.catalog.schema import (
     audits,
@@ -263,7 +263,7 @@ def _work_subject(
             r._asdict() for r in conn.execute(select(copies).where(copies.c.id.in_(part)))
         ]
     seqs += [c["event_seq"] for c in copy_rows]
-    batched = [p for c in copy_rows if (p := copy_proof(conn, c["id"])) is not None]
+    batched = list(batch_proofs(conn, [c["id"] for c in copy_rows]).values())
     if batched:
         files["proofs/copies-in-batches.json"] = _json(batched)
     seqs += _dataset_events(conn, [c["dataset_id"] for c in copy_rows])
@@ -302,7 +302,7 @@ def _deletion_subject(
             r._asdict() for r in conn.execute(select(copies).where(copies.c.id.in_(part)))
         ]
     seqs += [c["event_seq"] for c in copy_rows]
-    batched = [p for c in copy_rows if (p := copy_proof(conn, c["id"])) is not None]
+    batched = list(batch_proofs(conn, [c["id"] for c in copy_rows]).values())
     if batched:
         files["proofs/copies-in-batches.json"] = _json(batched)
     files["records/deletion.json"] = _json(d._asdict())
