@@ -44,6 +44,7 @@ from copytrail.ledger.schema import events
 from copytrail.ledger.verify import ProgressFn, VerifyReport, verify_log
 from copytrail.store.blobs import BlobStore
 
+BLOB_CHECK_SLICE = 8192
 BLOB_CHECK_THREADS = 8  # blob reads wait on the disk or the network as much as on the CPU
 
 
@@ -238,12 +239,15 @@ def check_store(
             return sha, None if store.exists(sha) else "missing"
         return sha, store.check(sha)
 
+    # Slices, not one map over every blob: the pool's futures would hold the whole store.
+    names = list(live)
     with ThreadPoolExecutor(max_workers=BLOB_CHECK_THREADS) as pool:
-        for sha, err in pool.map(check, live, chunksize=64):
-            if err:
-                report.problem(f"blob {sha} ({', '.join(live[sha][:5])}): {err}")
-            if progress:
-                progress("blobs", 1, None)
+        for i in range(0, len(names), BLOB_CHECK_SLICE):
+            for sha, err in pool.map(check, names[i : i + BLOB_CHECK_SLICE], chunksize=64):
+                if err:
+                    report.problem(f"blob {sha} ({', '.join(live[sha][:5])}): {err}")
+                if progress:
+                    progress("blobs", 1, None)
     leftovers = 0
     for sha, ids in gone.items():
         if sha not in live and store.exists(sha):

@@ -15,6 +15,7 @@ import os
 import shutil
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,7 +40,23 @@ from copytrail.ledger.db import read_connection, write_transaction
 from copytrail.ledger.events import EventWriter, utc_now
 
 ENCODE_BATCH = 64  # documents per tokenizer call (the Rust side spreads a batch over cores)
+ENCODE_BATCH_BYTES = 8 << 20  # ... and at most this much text, whatever the documents' size
+LINEAGE_ROWS = 50_000  # lineage rows held before they are written
 FILTER_BATCH = 256  # texts per filter task
+
+LINEAGE_SCHEMA = pa.schema(
+    [
+        ("shard", pa.int32()),
+        ("token_start", pa.int64()),
+        ("token_end", pa.int64()),
+        ("copy_id", pa.int64()),
+        ("text_sha256", pa.string()),
+        ("dataset", pa.string()),
+        ("source", pa.string()),
+        ("source_kind", pa.string()),
+        ("license", pa.string()),
+    ]
+)
 
 
 @dataclass(frozen=True)
@@ -52,6 +69,23 @@ class FilterContext:
     @property
     def shareable_across_processes(self) -> bool:
         return self.store.shareable_across_processes
+
+
+def _encode_batches(
+    rows: list[dict[str, Any]], size_of: dict[str, int]
+) -> Iterator[list[dict[str, Any]]]:
+    batch: list[dict[str, Any]] = []
+    nbytes = 0
+    for r in rows:
+        if batch and (
+            len(batch) >= ENCODE_BATCH or nbytes + size_of[r["text_sha256"]] > ENCODE_BATCH_BYTES
+        ):
+            yield batch
+            batch, nbytes = [], 0
+        batch.append(r)
+        nbytes += size_of[r["text_sha256"]]
+    if batch:
+        yield batch
 
 
 def filter_task(fctx: FilterContext, shas: list[str]) -> list[tuple[str, str | None, int]]:
@@ -190,12 +224,14 @@ def build_corpus(ctx: Context, name: str, policy_path: str | os.PathLike) -> dic
         tmp, token_dtype(tok.get_vocab_size()), tok.token_to_id(EOS), policy.shard_tokens
     )
     included = [r for r in rows if r["id"] not in fates]
-    lineage: list[dict[str, Any]] = []
-    for i in range(0, len(included), ENCODE_BATCH):
-        batch = included[i : i + ENCODE_BATCH]
+    lineage: list[dict[str, Any]] = []  # rows not yet written: lineage streams to Parquet
+    lineage_out = pq.ParquetWriter(tmp / "lineage.parquet", LINEAGE_SCHEMA)
+    documents = 0
+    for batch in _encode_batches(included, size_of):
         clock.lap("write")
-        # Texts are read again per batch: memory holds one batch, not the corpus.
-        encoded = tok.encode_batch(
+        # Texts are read again per batch: memory holds one batch, not the corpus. The fast
+        # call gives the same ids without the offsets (which cost many times the text).
+        encoded = tok.encode_batch_fast(
             [ctx.store.get(r["text_sha256"]).decode("utf-8") for r in batch]
         )
         clock.lap("tokenize")
@@ -223,21 +259,14 @@ def build_corpus(ctx: Context, name: str, policy_path: str | os.PathLike) -> dic
                     "license": r["license"],
                 }
             )
+            documents += 1
+            if len(lineage) >= LINEAGE_ROWS:
+                lineage_out.write_table(pa.Table.from_pylist(lineage, LINEAGE_SCHEMA))
+                lineage = []
     writer.flush()
-    lineage_schema = pa.schema(
-        [
-            ("shard", pa.int32()),
-            ("token_start", pa.int64()),
-            ("token_end", pa.int64()),
-            ("copy_id", pa.int64()),
-            ("text_sha256", pa.string()),
-            ("dataset", pa.string()),
-            ("source", pa.string()),
-            ("source_kind", pa.string()),
-            ("license", pa.string()),
-        ]
-    )
-    pq.write_table(pa.Table.from_pylist(lineage, lineage_schema), tmp / "lineage.parquet")
+    if lineage:
+        lineage_out.write_table(pa.Table.from_pylist(lineage, LINEAGE_SCHEMA))
+    lineage_out.close()
     fate_rows = [
         {
             "copy_id": cid,
@@ -273,7 +302,7 @@ def build_corpus(ctx: Context, name: str, policy_path: str | os.PathLike) -> dic
         "shards": writer.shards,
         "lineage_sha256": file_sha256(tmp / "lineage.parquet"),
         "fates_sha256": file_sha256(tmp / "fates.parquet"),
-        "documents": len(lineage),
+        "documents": documents,
         "tokens": tokens,
         "considered": len(rows),
         "excluded_by_rule": dict(sorted(by_rule.items())),
@@ -306,7 +335,7 @@ def build_corpus(ctx: Context, name: str, policy_path: str | os.PathLike) -> dic
             "included",
             subj,
             {
-                "documents": len(lineage),
+                "documents": documents,
                 "tokens": tokens,
                 "lineage_sha256": manifest["lineage_sha256"],
             },
@@ -343,7 +372,7 @@ def build_corpus(ctx: Context, name: str, policy_path: str | os.PathLike) -> dic
                     "policy_sha256": policy.sha256,
                     "tokenizer_sha256": tok_sha,
                     "manifest_sha256": manifest_sha,
-                    "documents": len(lineage),
+                    "documents": documents,
                     "tokens": tokens,
                     "created": utc_now(),
                     "actor": ctx.actor,
