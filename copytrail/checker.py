@@ -234,9 +234,11 @@ def check_store(
     if progress:
         progress("blobs", 0, len(live))
 
+    store.refresh()  # once: the lookups below must not list the pack folder per blob
+
     def check(sha: str) -> tuple[str, str | None]:
         if quick:
-            return sha, None if store.exists(sha) else "missing"
+            return sha, None if store.exists(sha, relist=False) else "missing"
         return sha, store.check(sha)
 
     # Slices, not one map over every blob: the pool's futures would hold the whole store.
@@ -250,7 +252,7 @@ def check_store(
                     progress("blobs", 1, None)
     leftovers = 0
     for sha, ids in gone.items():
-        if sha not in live and store.exists(sha):
+        if sha not in live and store.exists(sha, relist=False):
             if unfinished and all(i in unfinished for i in ids):
                 leftovers += 1
             else:

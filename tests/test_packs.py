@@ -225,3 +225,27 @@ def test_derivation_follows_the_text_field(tmp_path: Path, field: str):
     assert lib.store.get(c["text_sha256"]) == "nested \ud83d text".encode("utf-8", "replace")
     assert lib.verify().ok
     lib.close()
+
+
+def test_deleting_many_copies_rewrites_each_pack_once(tmp_path: Path, monkeypatch):
+    records = tmp_path / "web.jsonl"
+    records.write_bytes(
+        b"".join(
+            orjson.dumps({"id": i, "text": f"page {i} " + "of the web " * 30}) + b"\n"
+            for i in range(300)
+        )
+    )
+    lib = Library.init(tmp_path / "lib", executor=LocalEngine(1))
+    lib.add_source("web", kind="web-crawl")
+    lib.ingest([str(records)], source="web", dataset="web@1")
+    calls = []
+    real = packs.rewrite_pack
+    monkeypatch.setattr(packs, "rewrite_pack", lambda *a, **k: calls.append(a[4]) or real(*a, **k))
+    ids = tmp_path / "ids.txt"
+    ids.write_text("\n".join(str(i) for i in range(1, 201)))
+    r = lib.delete("takedown", copies_file=str(ids))
+    assert len(r["blobs_removed"]) == 400  # 200 records and their 200 derived texts
+    assert len(calls) == len(set(calls)) == 1  # one pack, rewritten once
+    assert lib.verify().ok
+    assert sum(1 for _ in lib.store.iter_names()) == 200
+    lib.close()

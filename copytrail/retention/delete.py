@@ -95,11 +95,9 @@ def _remove_blobs(ctx: Context, copy_ids: list[int] | None) -> tuple[list[str], 
             q = q.where(copies.c.id.in_(copy_ids))
         blobs = {b for r in conn.execute(q) for b in r if b}
         shared = _live_blobs(conn, blobs)
-    removed = []
-    for sha in sorted(blobs - shared):
-        if ctx.store.exists(sha):
-            ctx.store.remove(sha)
-        removed.append(sha)
+    removed = sorted(blobs - shared)
+    # One call: each pack holding any of them is rewritten once, not once per blob.
+    ctx.store.remove_many(removed)
     return removed, sorted(shared)
 
 

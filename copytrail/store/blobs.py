@@ -154,8 +154,14 @@ class BlobStore:
     def _loose_exists(self, sha256: str) -> bool:
         return self.fs.exists(self.path(sha256))
 
-    def exists(self, sha256: str) -> bool:
-        return self._loose_exists(sha256) or bool(self._pack_rows(sha256))
+    def exists(self, sha256: str, relist: bool = True) -> bool:
+        """`relist`: on a miss, look for packs sealed since the index was read (a listing of the
+        pack folder). A caller asking about many blobs calls `refresh()` once and passes False."""
+        return self._loose_exists(sha256) or bool(self._pack_rows(sha256, refresh=relist))
+
+    def refresh(self) -> None:
+        """Read the pack indexes again if packs were sealed or retired since the last read."""
+        self._pack_index(refresh=True)
 
     def put(self, data: bytes, sha256: str | None = None) -> tuple[str, bool]:
         """Store `data`; return (sha256, written). `written` is False when it was already there."""
