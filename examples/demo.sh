@@ -146,6 +146,7 @@ ct evidence --copy 1 --out build/evidence-copy-1.zip
    --log-key "$(raw key identity --json | jq_field vkey)" --witness-key "$(cat "$WITNESS/witness.vkey")"
 ct evidence --work PG5200 --list demo-class --out build/evidence-PG5200.zip
 ct prove 5 --out build/proof-event-5.json
+ct prove --copy 1   # copy 1 inside the batch event that recorded it, and that event in the tree
 ct verify
 ct verify --proof build/proof-event-5.json
 CONSOLE_KEY=$(raw key add "demo-console-$(date +%s)" --role admin --json | jq_field key)
