@@ -249,3 +249,25 @@ def test_deleting_many_copies_rewrites_each_pack_once(tmp_path: Path, monkeypatc
     assert lib.verify().ok
     assert sum(1 for _ in lib.store.iter_names()) == 200
     lib.close()
+
+
+def test_small_documents_share_packs_and_ingest_merges_the_index(tmp_path: Path, monkeypatch):
+    from copytrail.ingest import run as ingest_run
+
+    monkeypatch.setattr(ingest_run, "MERGE_AFTER_PACKS", 1)
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for i in range(150):
+        (docs / f"d{i:03d}.txt").write_text(f"document {i}\n" + "some words of it\n" * 20)
+    lib = Library.init(tmp_path / "lib", executor=LocalEngine(2, inline_bytes=0))
+    lib.add_source("s", kind="unknown")
+    r = lib.ingest([str(docs)], source="s", dataset="d@1")
+    assert r.copies_added == 150
+    packs_dir = tmp_path / "lib" / "blobs" / "packs"
+    assert len(list(packs_dir.glob("*.pack"))) == 3  # 64 + 64 + 22 documents
+    assert (packs_dir / packs.MIDX_NAME).exists()
+    assert lib.store.files() == 7
+    fresh = BlobStore(str(tmp_path / "lib" / "blobs"))
+    assert all(fresh.get(c["sha256"]) for c in lib.copies())
+    assert lib.verify().ok
+    lib.close()

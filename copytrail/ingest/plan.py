@@ -34,6 +34,8 @@ DOC_BATCH_BYTES = 8 << 20
 DOC_BATCH_ITEMS = 64
 RECORD_BATCH_BYTES = 8 << 20
 RECORD_BATCH_LINES = 2000
+FILES_PER_TASK = 64  # small documents named on the command line, per task (and per pack)
+FILE_GROUP_BYTES = 8 << 20
 RANGE_BYTES = 16 << 20  # of an uncompressed JSON Lines file per worker task (a pack each)
 
 
@@ -144,6 +146,12 @@ def safe_member_name(name: str) -> tuple[str, bool]:
     return label, label != name
 
 
+def _file_group(tasks: list[Task]) -> Task:
+    if len(tasks) == 1:
+        return tasks[0]
+    return {"op": "files", "files": tasks, "progress": sum(t["progress"] for t in tasks)}
+
+
 COMPRESSED_MAGIC = (b"\x1f\x8b", b"\x28\xb5\x2f\xfd", b"BZh", b"\xfd7zXZ")
 
 
@@ -200,6 +208,22 @@ class Planner:
 
     # ---- top level -------------------------------------------------------------------------
     def tasks(self, inputs: list[Input]) -> Iterator[Task]:
+        # Small documents travel in groups: one task, one pack, for up to FILES_PER_TASK of them.
+        group: list[Task] = []
+        for task in self._tasks(inputs):
+            if task["op"] == "file" and task["progress"] < FILE_GROUP_BYTES:
+                group.append(task)
+                if len(group) >= FILES_PER_TASK or sum(t["progress"] for t in group) >= (
+                    FILE_GROUP_BYTES
+                ):
+                    yield _file_group(group)
+                    group = []
+                continue
+            yield task
+        if group:
+            yield _file_group(group)
+
+    def _tasks(self, inputs: list[Input]) -> Iterator[Task]:
         for inp in inputs:
             if inp.refused:
                 yield {

@@ -22,6 +22,7 @@ from copytrail.progress import NoProgress, Progress
 
 FLUSH_RECORDS = 2000
 FLUSH_SECONDS = 1.0
+MERGE_AFTER_PACKS = 16  # packs not yet in the merged index before an ingest rewrites it
 
 
 @dataclass
@@ -98,6 +99,8 @@ def ingest(
                 flush()
             progress.advance(nbytes, len(records), errors)
         flush()
+        # Opening a library then reads one merged pack index, not one per pack.
+        ctx.store.consolidate(min_unmerged=MERGE_AFTER_PACKS)
     finally:
         progress.finish()
     summary.seconds = round(time.monotonic() - t0, 3)

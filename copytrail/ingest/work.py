@@ -69,18 +69,31 @@ def read_bounded(fs_path: str, limit: int) -> bytes:
         return f.read(limit + 1)
 
 
-def _isolated(make: Any, path: str, data: bytes, media: str, store: BlobStore) -> CopyRecord:
-    """One item: a failure nobody foresaw makes it unreadable, never the whole batch."""
+def _isolated(
+    make: Any, path: str, data: bytes, media: str, store: BlobStore, many: bool = False
+) -> Any:
+    """One item: a failure nobody foresaw makes it unreadable, never the whole batch. `many`:
+    `make` gives a list of records (one file of a group), and so does the failure."""
     try:
         return make()
     except Exception as e:
         reason = f"could not be processed: {type(e).__name__}"
-        return unreadable_record(store, path, data, media, reason)
+        rec = unreadable_record(store, path, data, media, reason)
+        return [rec] if many else rec
 
 
 def _dispatch(task: dict[str, Any], ctx: IngestContext) -> list[CopyRecord]:
     store, limits = ctx.store, ctx.limits
     op = task["op"]
+    if op == "files":
+        return [
+            r
+            for t in task["files"]
+            for r in _isolated(
+                lambda t=t: _dispatch(t, ctx), t["path"], b"", "application/octet-stream", store,
+                many=True,
+            )
+        ]
     if op == "file":
         try:
             data = read_bounded(task["fs_path"], limits.max_file_bytes)

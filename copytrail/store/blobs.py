@@ -117,11 +117,11 @@ class BlobStore:
             return False
         return w.add_derived(bytes.fromhex(sha256), bytes.fromhex(source_sha256), dotted_field)
 
-    def consolidate(self) -> int:
-        """Merge the live pack indexes into one file (a cache that makes opening fast). Returns
-        the number of packs it covers."""
+    def consolidate(self, min_unmerged: int = 1) -> int:
+        """Merge the live pack indexes into one file (a cache that makes opening fast) when at
+        least `min_unmerged` packs are not in it yet. Returns the number of packs it covers."""
         index = self._pack_index(refresh=True)
-        if index.names:
+        if index.names and index.unmerged >= min_unmerged:
             packs.write_midx(self.fs, self.pack_dir, index, self._local)
         return len(index.names)
 
@@ -277,7 +277,7 @@ class BlobStore:
                 self.fs, self.pack_dir, self._local, self.level, name, drop, self._reader
             )
         if drop_by_pack:
-            self.consolidate()  # the merged index must not name the old packs
+            self.consolidate(min_unmerged=0)  # the merged index must not name the old packs
         return found
 
     def iter_names(self) -> Iterator[str]:

@@ -229,6 +229,7 @@ class PackIndex:
     names: list[str] = field(default_factory=list)  # pack number -> pack name
     fields: list[list[str]] = field(default_factory=list)  # pack number -> its field names
     listing: frozenset[str] = frozenset()  # the .idx names this index was built from
+    unmerged: int = 0  # live packs whose entries all.midx does not hold
 
     def find(self, sha: bytes) -> list[int]:
         """Row numbers of every entry for `sha` (a blob can sit in two packs after a race)."""
@@ -291,8 +292,14 @@ def load_index(fs: Any, pack_dir: str) -> PackIndex:
         parts_packs.append(np.full(len(arr), len(pack_names), dtype="<u4"))
         pack_names.append(name)
         pack_fields.append(header.get("fields", []))
+    unmerged = len(idx_names - covered)
     if not parts_entries:
-        return PackIndex(names=pack_names, fields=pack_fields, listing=frozenset(idx_names))
+        return PackIndex(
+            names=pack_names,
+            fields=pack_fields,
+            listing=frozenset(idx_names),
+            unmerged=unmerged,
+        )
     entries = np.concatenate(parts_entries)
     packs = np.concatenate(parts_packs)
     order = np.argsort(entries["sha"], kind="stable")
@@ -304,6 +311,7 @@ def load_index(fs: Any, pack_dir: str) -> PackIndex:
         names=pack_names,
         fields=pack_fields,
         listing=frozenset(idx_names),
+        unmerged=unmerged,
     )
 
 
