@@ -271,3 +271,33 @@ def test_small_documents_share_packs_and_ingest_merges_the_index(tmp_path: Path,
     assert all(fresh.get(c["sha256"]) for c in lib.copies())
     assert lib.verify().ok
     lib.close()
+
+
+def test_byte_ranges_number_lines_as_the_streaming_reader_does(tmp_path: Path, monkeypatch):
+    import gzip
+
+    from copytrail.ingest import plan
+
+    monkeypatch.setattr(plan, "RANGE_BYTES", 300)  # many ranges over a small file
+    lines = []
+    for i in range(60):
+        if i % 7 == 3:
+            lines.append(b"")  # a blank line still counts
+        rec = orjson.dumps({"id": i, "text": f"record {i} " + "x" * (i * 3)})
+        lines.append(rec + (b"\r" if i % 5 == 0 else b""))
+    lines.append(b"{not json")
+    body = b"\n".join(lines)  # the last line has no line break
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    (tmp_path / "a" / "r.jsonl").write_bytes(body)
+    (tmp_path / "b" / "r.jsonl.gz").write_bytes(gzip.compress(body))  # read as a stream
+    seen = {}
+    for name in ("a", "b"):
+        lib = Library.init(tmp_path / f"lib-{name}", executor=LocalEngine(1))
+        lib.add_source("s", kind="unknown")
+        lib.ingest([str(tmp_path / name)], source="s", dataset="d@1")
+        seen[name] = sorted(
+            (c["path"].rsplit("#", 1)[1], c["sha256"], c["status"]) for c in lib.copies()
+        )
+        lib.close()
+    assert seen["a"] == seen["b"] and len(seen["a"]) == 61
