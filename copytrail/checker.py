@@ -19,7 +19,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, select
+import numpy as np
+from sqlalchemy import Connection, Engine, func, select
 
 from copytrail.catalog.batches import (
     batch_mismatches,
@@ -179,6 +180,41 @@ def _check_acquired(ev, src_rows, ds_rows, seen_sources, seen_datasets, report) 
             report.problem(f"dataset {did}: table differs from its acquired event {ev.seq}")
 
 
+class _Digests:
+    """A set of SHA-256 digests at 32 bytes each: sorted numpy arrays, merged as they grow
+    (a Python set of hex strings costs ~150 bytes a digest)."""
+
+    def __init__(self) -> None:
+        self.sealed = _DigestArray(np.empty(0, dtype="S32"))
+        self._pending: set[bytes] = set()
+
+    def add(self, shas: list[str]) -> None:
+        self._pending.update(bytes.fromhex(s) for s in shas)
+        if len(self._pending) >= 1 << 18:
+            self.seal()
+
+    def seal(self) -> None:
+        if self._pending:
+            new = np.array(sorted(self._pending), dtype="S32")
+            self.sealed = _DigestArray(np.unique(np.concatenate([self.sealed.arr, new])))
+            self._pending = set()
+
+    def __contains__(self, sha: str) -> bool:
+        return sha in self.sealed or bytes.fromhex(sha) in self._pending
+
+
+class _DigestArray:
+    def __init__(self, arr: np.ndarray) -> None:
+        self.arr = arr
+
+    def __contains__(self, sha: object) -> bool:
+        if not isinstance(sha, str) or len(sha) != 64:
+            return False
+        key = np.array([bytes.fromhex(sha)], dtype="S32")
+        i = int(np.searchsorted(self.arr, key[0]))
+        return i < len(self.arr) and self.arr[i] == key[0]
+
+
 def unfinished_deletions(conn: Connection) -> set[int]:
     """Copies of deletions whose certificate was never written (the run was killed after the
     deletion was recorded and before its files were finished)."""
@@ -204,36 +240,9 @@ def check_store(
     """Check 3, plus orphan and temporary-file notes. `unfinished`: copies of a deletion that
     was interrupted before its certificate was written; their leftover blobs are a note (the
     next `copytrail delete` removes them), not a problem."""
-    live: dict[str, list[str]] = {}
-    gone: dict[str, list[int]] = {}
-    for row in _iter_copies(conn):
-        is_deleted = row.status == "deleted"
-        if is_deleted != (row.id in deleted_by_events):
-            report.problem(
-                f"copy {row.id}: status {row.status!r} but the events say "
-                f"{'deleted' if row.id in deleted_by_events else 'present'}"
-            )
-        for sha in {row.sha256, row.text_sha256} - {None}:
-            if is_deleted:
-                gone.setdefault(sha, []).append(row.id)
-            else:
-                live.setdefault(sha, []).append(f"copy {row.id}")
-    # Reference texts of works lists, declared boilerplate passages and purpose documents are
-    # blobs the library must keep as well.
-    for row in conn.execute(select(works.c.id, works.c.text_sha256, works.c.text_source_sha256)):
-        for sha in {row.text_sha256, row.text_source_sha256} - {None}:
-            live.setdefault(sha, []).append(f"work {row.id}")
-    for row in conn.execute(select(boilerplate.c.name, boilerplate.c.text_sha256)):
-        live.setdefault(row.text_sha256, []).append(f"boilerplate {row.name!r}")
-    q = select(purposes.c.id, purposes.c.document_sha256).where(
-        purposes.c.document_sha256.is_not(None)
-    )
-    for row in conn.execute(q):
-        live.setdefault(row.document_sha256, []).append(f"purpose {row.id}")
-    report.counts.update(blobs_referenced=len(live))
-    if progress:
-        progress("blobs", 0, len(live))
-
+    # Streams the copies a batch at a time: memory holds one batch of blobs to check, the
+    # digests referenced so far (32 bytes each, for the orphan count) and the deleted copies'
+    # blobs, never a record per blob of the library.
     store.refresh()  # once: the lookups below must not list the pack folder per blob
 
     def check(sha: str) -> tuple[str, str | None]:
@@ -241,18 +250,66 @@ def check_store(
             return sha, None if store.exists(sha, relist=False) else "missing"
         return sha, store.check(sha)
 
-    # Slices, not one map over every blob: the pool's futures would hold the whole store.
-    names = list(live)
+    referenced = _Digests()
+    gone: dict[str, list[int]] = {}
+    checked = 0
+
+    def check_batch(live: dict[str, list[str]], pool: ThreadPoolExecutor) -> None:
+        nonlocal checked
+        names = [sha for sha in live if sha not in referenced]
+        for sha, err in pool.map(check, names, chunksize=64):
+            if err:
+                report.problem(f"blob {sha} ({', '.join(live[sha][:5])}): {err}")
+            if progress:
+                progress("blobs", 1, None)
+        referenced.add(names)
+        checked += len(names)
+
+    if progress:  # an upper bound (shared blobs are checked once); set exactly at the end
+        bound = conn.execute(
+            select(func.count(copies.c.sha256) + func.count(copies.c.text_sha256)).where(
+                copies.c.status != "deleted"
+            )
+        ).scalar()
+        progress("blobs", 0, bound)
     with ThreadPoolExecutor(max_workers=BLOB_CHECK_THREADS) as pool:
-        for i in range(0, len(names), BLOB_CHECK_SLICE):
-            for sha, err in pool.map(check, names[i : i + BLOB_CHECK_SLICE], chunksize=64):
-                if err:
-                    report.problem(f"blob {sha} ({', '.join(live[sha][:5])}): {err}")
-                if progress:
-                    progress("blobs", 1, None)
+        live: dict[str, list[str]] = {}
+        for row in _iter_copies(conn):
+            is_deleted = row.status == "deleted"
+            if is_deleted != (row.id in deleted_by_events):
+                report.problem(
+                    f"copy {row.id}: status {row.status!r} but the events say "
+                    f"{'deleted' if row.id in deleted_by_events else 'present'}"
+                )
+            for sha in {row.sha256, row.text_sha256} - {None}:
+                if is_deleted:
+                    gone.setdefault(sha, []).append(row.id)
+                else:
+                    live.setdefault(sha, []).append(f"copy {row.id}")
+            if len(live) >= BLOB_CHECK_SLICE:
+                check_batch(live, pool)
+                live = {}
+        # Reference texts of works lists, declared boilerplate passages and purpose documents
+        # are blobs the library must keep as well.
+        q = select(works.c.id, works.c.text_sha256, works.c.text_source_sha256)
+        for row in conn.execute(q):
+            for sha in {row.text_sha256, row.text_source_sha256} - {None}:
+                live.setdefault(sha, []).append(f"work {row.id}")
+        for row in conn.execute(select(boilerplate.c.name, boilerplate.c.text_sha256)):
+            live.setdefault(row.text_sha256, []).append(f"boilerplate {row.name!r}")
+        q = select(purposes.c.id, purposes.c.document_sha256).where(
+            purposes.c.document_sha256.is_not(None)
+        )
+        for row in conn.execute(q):
+            live.setdefault(row.document_sha256, []).append(f"purpose {row.id}")
+        check_batch(live, pool)
+    referenced.seal()
+    report.counts.update(blobs_referenced=checked)
+    if progress:
+        progress("blobs", 0, checked)
     leftovers = 0
     for sha, ids in gone.items():
-        if sha not in live and store.exists(sha, relist=False):
+        if sha not in referenced and store.exists(sha, relist=False):
             if unfinished and all(i in unfinished for i in ids):
                 leftovers += 1
             else:
@@ -262,8 +319,9 @@ def check_store(
             f"{leftovers} blobs of an interrupted deletion are still in the store; run "
             "`copytrail delete` again (any selection) to finish removing them"
         )
-    referenced = set(live) | set(gone)
-    orphans = sum(1 for name in store.iter_names() if name not in referenced)
+    orphans = sum(
+        1 for name in store.iter_names() if name not in referenced and name not in gone
+    )
     temps = sum(1 for _ in store.iter_temporaries())
     if orphans:
         report.notes.append(
