@@ -128,16 +128,7 @@ def _dispatch(task: dict[str, Any], ctx: IngestContext) -> list[CopyRecord]:
             for p, d, k, extra in task["items"]
         ]
     if op == "records":
-        return [
-            _isolated(
-                lambda n=n, line=line: _record_from_line(store, task, n, line),
-                f"{task['path']}#L{n}",
-                line.rstrip(b"\r\n"),
-                "application/json",
-                store,
-            )
-            for n, line in task["lines"]
-        ]
+        return [_line_record(store, task, n, line) for n, line in task["lines"]]
     if op == "jsonl_range":
         return _jsonl_range(store, task, limits)
     if op == "parquet":
@@ -189,16 +180,19 @@ def _jsonl_range(store: BlobStore, task: dict, limits: Limits) -> list[CopyRecor
                 )
             )
             continue
-        out.append(
-            _isolated(
-                lambda n=n, line=line: _record_from_line(store, task, n, line),
-                f"{task['path']}#L{n}",
-                line.rstrip(b"\r"),
-                "application/json",
-                store,
-            )
-        )
+        out.append(_line_record(store, task, n, line))
     return out
+
+
+def _line_record(store: BlobStore, task: dict, n: int, line: bytes) -> CopyRecord:
+    """Line `n` of a JSON Lines file, isolated: a failure makes it unreadable, not the task."""
+    return _isolated(
+        lambda: _record_from_line(store, task, n, line),
+        f"{task['path']}#L{n}",
+        line.rstrip(b"\r\n"),
+        "application/json",
+        store,
+    )
 
 
 def _record_from_line(store: BlobStore, task: dict, line_no: int, line: bytes) -> CopyRecord:

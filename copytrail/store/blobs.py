@@ -76,14 +76,12 @@ class BlobStore:
 
     def _pack_index(self, refresh: bool = False) -> packs.PackIndex:
         with self._index_lock:
-            if self._index is None or (
-                refresh
-                and frozenset(
-                    n[:-4] for n in packs.pack_listing(self.fs, self.pack_dir) if n.endswith(".idx")
-                )
-                != self._index.listing
-            ):
+            if self._index is None:
                 self._index = packs.load_index(self.fs, self.pack_dir)
+            elif refresh:
+                names = packs.pack_listing(self.fs, self.pack_dir)
+                if packs.live_packs(names) != self._index.listing:
+                    self._index = packs.load_index(self.fs, self.pack_dir, names)
             return self._index
 
     def _pack_rows(self, sha256: str, refresh: bool = True) -> list[int]:

@@ -255,13 +255,12 @@ class PackIndex:
         )
 
 
-def load_index(fs: Any, pack_dir: str) -> PackIndex:
-    """Read all.midx (when present) and every live index it does not cover."""
-    try:
-        names = [p.rsplit("/", 1)[-1] for p in fs.ls(pack_dir, detail=False)]
-    except FileNotFoundError:
-        return PackIndex()
-    idx_names = {n[: -len(".idx")] for n in names if n.endswith(".idx") and n.startswith("pack-")}
+def load_index(fs: Any, pack_dir: str, names: list[str] | None = None) -> PackIndex:
+    """Read all.midx (when present) and every live index it does not cover. `names`: the pack
+    folder's listing when the caller has just made it."""
+    if names is None:
+        names = pack_listing(fs, pack_dir)
+    idx_names = set(live_packs(names))
     parts_entries, parts_packs = [], []
     pack_names: list[str] = []
     pack_fields: list[list[str]] = []
@@ -456,9 +455,16 @@ def pack_listing(fs: Any, pack_dir: str) -> list[str]:
         return []
 
 
+def live_packs(names: list[str]) -> frozenset[str]:
+    """The packs of a folder listing whose index is in place (temporaries excluded)."""
+    return frozenset(
+        n[: -len(".idx")] for n in names if n.endswith(".idx") and n.startswith("pack-")
+    )
+
+
 def unindexed_packs(names: list[str]) -> list[str]:
     """Packs whose index was never written (a writer killed before sealing) and temporaries."""
-    idx = {n[:-4] for n in names if n.endswith(".idx")}
+    idx = live_packs(names)
     return [
         n
         for n in names
