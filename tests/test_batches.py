@@ -9,13 +9,14 @@ import tarfile
 from pathlib import Path
 
 import orjson
+import pytest
 
 from copytrail import Library
 from copytrail.catalog.schema import SCHEMA_VERSION
 from copytrail.engine.local import LocalEngine
 from copytrail.ledger import merkle
 
-from .conftest import run_cli
+from .conftest import raw_sql, run_cli
 
 VECTORS = Path(__file__).parent / "vectors"
 
@@ -31,14 +32,20 @@ def _records(path: Path, n: int, start: int = 0) -> Path:
     return path
 
 
-def _lib(tmp_path: Path) -> Library:
-    lib = Library.init(tmp_path / "lib", executor=LocalEngine(1))
+@pytest.fixture
+def db_url(any_db_url: str | None) -> str | None:
+    """Batches, proofs and tamper naming on SQLite and on PostgreSQL."""
+    return any_db_url
+
+
+def _lib(tmp_path: Path, db_url: str | None = None) -> Library:
+    lib = Library.init(tmp_path / "lib", db=db_url, executor=LocalEngine(1))
     lib.add_source("web", kind="web-crawl")
     return lib
 
 
-def test_one_event_records_a_batch_and_each_copy_is_provable(tmp_path: Path):
-    lib = _lib(tmp_path)
+def test_one_event_records_a_batch_and_each_copy_is_provable(tmp_path: Path, db_url: str | None):
+    lib = _lib(tmp_path, db_url)
     lib.ingest([str(_records(tmp_path / "r.jsonl", 300))], source="web", dataset="w@1")
     types = [e["type"] for e in lib.events()]
     assert types.count("ingested") == 2  # the batch and the run's summary, not 301 events
@@ -64,8 +71,8 @@ def test_one_event_records_a_batch_and_each_copy_is_provable(tmp_path: Path):
     lib.close()
 
 
-def test_prove_copy_from_the_cli(tmp_path: Path):
-    lib = _lib(tmp_path)
+def test_prove_copy_from_the_cli(tmp_path: Path, db_url: str | None):
+    lib = _lib(tmp_path, db_url)
     lib.ingest([str(_records(tmp_path / "r.jsonl", 20))], source="web", dataset="w@1")
     lib.checkpoint()
     lib.close()
@@ -78,22 +85,19 @@ def test_prove_copy_from_the_cli(tmp_path: Path):
     assert p.returncode == 2
 
 
-def test_tampering_with_one_row_of_a_batch_names_that_copy(tmp_path: Path):
-    lib = _lib(tmp_path)
+def test_tampering_with_one_row_of_a_batch_names_that_copy(tmp_path: Path, db_url: str | None):
+    lib = _lib(tmp_path, db_url)
     lib.ingest([str(_records(tmp_path / "r.jsonl", 50))], source="web", dataset="w@1")
-    db = sqlite3.connect(lib.db_url.removeprefix("sqlite:///"))
-    with db:
-        db.execute("UPDATE copies SET path = 'elsewhere' WHERE id = 17")
+    raw_sql(lib, "UPDATE copies SET path = 'elsewhere' WHERE id = 17")
     problems = lib.verify(quick=True).problems
     assert problems == ["copy 17: table differs from its ingested batch event"]
-    with db:
-        db.execute("DELETE FROM copies WHERE id = 18")
+    raw_sql(lib, "DELETE FROM copies WHERE id = 18")
     assert any("copy 18" in p and "missing" in p for p in lib.verify(quick=True).problems)
     lib.close()
 
 
-def test_deleting_copies_of_a_batch_keeps_it_verifiable(tmp_path: Path):
-    lib = _lib(tmp_path)
+def test_deleting_copies_of_a_batch_keeps_it_verifiable(tmp_path: Path, db_url: str | None):
+    lib = _lib(tmp_path, db_url)
     lib.ingest([str(_records(tmp_path / "r.jsonl", 10))], source="web", dataset="w@1")
     bad = next(c for c in lib.copies() if c["status"] == "unreadable")
     ids = tmp_path / "ids.txt"

@@ -67,10 +67,20 @@ def _copies(lib: Path, dataset: str) -> list[dict]:
     return json.loads(run_cli("ls", "copies", "--dataset", dataset, "--json", library=lib).stdout)
 
 
+def _init(lib: Path, db_url: str | None) -> None:
+    run_cli(*(["--db", db_url] if db_url else []), "init", library=lib)
+
+
+@pytest.fixture
+def db_url(any_db_url: str | None) -> str | None:
+    """Kills and concurrent writers on SQLite and on PostgreSQL."""
+    return any_db_url
+
+
 @pytest.mark.slow
-def test_sigkill_at_random_points_then_rerun_completes(tmp_path: Path):
+def test_sigkill_at_random_points_then_rerun_completes(tmp_path: Path, db_url: str | None):
     lib = tmp_path / "lib"
-    run_cli("init", library=lib)
+    _init(lib, db_url)
     run_cli("source", "add", "src", "--kind", "web-crawl", library=lib)
     expected = _make_inputs(tmp_path / "in", n_files=600, n_records=3000, seed=1)
     # How long a whole ingest takes on this machine, so kills land inside it, fast or slow.
@@ -119,9 +129,9 @@ def test_sigkill_at_random_points_then_rerun_completes(tmp_path: Path):
 
 
 @pytest.mark.slow
-def test_two_ingests_at_once_into_one_library(tmp_path: Path):
+def test_two_ingests_at_once_into_one_library(tmp_path: Path, db_url: str | None):
     lib = tmp_path / "lib"
-    run_cli("init", library=lib)
+    _init(lib, db_url)
     run_cli("source", "add", "src", "--kind", "web-crawl", library=lib)
     n_a = _make_inputs(tmp_path / "a", n_files=150, n_records=800, seed=2)
     n_b = _make_inputs(tmp_path / "b", n_files=150, n_records=800, seed=3)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlalchemy import inspect
 
 from copytrail import Library
 from copytrail.catalog.schema import SCHEMA_VERSION
@@ -16,9 +16,13 @@ from copytrail.ledger import merkle
 from copytrail.ledger.db import write_transaction
 from copytrail.ledger.events import EventWriter
 
+from .conftest import DATABASES, fresh_db_url, raw_sql
 
-def _db(lib: Library) -> sqlite3.Connection:
-    return sqlite3.connect(lib.db_url.removeprefix("sqlite:///"))
+
+@pytest.fixture
+def db_url(any_db_url: str | None) -> str | None:
+    """Every ledger test runs on SQLite and on PostgreSQL."""
+    return any_db_url
 
 
 def _add_docs(lib: Library, tmp: Path, n: int, dataset: str = "d@1") -> None:
@@ -63,8 +67,7 @@ def test_verify_names_each_kind_of_tampering(lib: Library, tmp_path: Path, sql: 
     _add_docs(lib, tmp_path, 4)
     lib.checkpoint()
     assert lib.verify().ok
-    with _db(lib) as db:
-        db.execute(sql)
+    raw_sql(lib, sql)
     r = lib.verify()
     assert not r.ok
     assert any(expect in p for p in r.problems), r.problems
@@ -149,15 +152,14 @@ def test_sources_and_datasets(lib: Library, tmp_path: Path):
         lib.ensure_dataset("books@2021-06", "pg")
 
 
-def test_schema_version_recorded_and_reopen(tmp_path: Path):
-    lib = Library.init(tmp_path / "l")
+def test_schema_version_recorded_and_reopen(tmp_path: Path, db_url: str | None):
+    lib = Library.init(tmp_path / "l", db=db_url)
     lib.close()
     again = Library.init(tmp_path / "l")  # init on an existing library opens it
+    got = raw_sql(again, "select value from meta where key='schema_version'")
+    assert got == [(str(SCHEMA_VERSION),)]
+    raw_sql(again, "update meta set value='99' where key='schema_version'")
     again.close()
-    with sqlite3.connect(tmp_path / "l" / "ledger.db") as db:
-        got = db.execute("select value from meta where key='schema_version'").fetchone()
-        assert got == (str(SCHEMA_VERSION),)
-        db.execute("update meta set value='99' where key='schema_version'")
     with pytest.raises(Exception, match="newer"):
         Library.open(tmp_path / "l")
 
@@ -188,8 +190,12 @@ EVENT = st.tuples(
     batches=st.lists(st.lists(EVENT, min_size=1, max_size=6), min_size=1, max_size=5),
     tamper=st.data(),
 )
-def test_chain_property_any_events_verify_and_any_edit_is_caught(tmp_path_factory, batches, tamper):
-    lib = Library.init(tmp_path_factory.mktemp("prop") / "lib")
+@pytest.mark.parametrize("database", DATABASES)
+def test_chain_property_any_events_verify_and_any_edit_is_caught(
+    tmp_path_factory, request, database, batches, tamper
+):
+    url = fresh_db_url(request, database)  # a new ledger for every example
+    lib = Library.init(tmp_path_factory.mktemp("prop") / "lib", db=url)
     for batch in batches:
         with write_transaction(lib.engine) as conn:
             ev = EventWriter(conn, "prop@test")
@@ -203,33 +209,32 @@ def test_chain_property_any_events_verify_and_any_edit_is_caught(tmp_path_factor
     n = sum(len(b) for b in batches)
     seq = tamper.draw(st.integers(1, n))
     column = tamper.draw(st.sampled_from(["type", "time", "actor", "payload", "subjects"]))
-    with _db(lib) as db:
-        old = db.execute(f"select {column} from events where seq=?", (seq,)).fetchone()[0]
-        new = (
-            old + " "
-            if column not in ("payload", "subjects")
-            else old[:-1] + ',"x":1}'
-            if old != "{}"
-            else '{"x":1}'
-        )
-        db.execute(f"update events set {column}=? where seq=?", (new, seq))
+    ((old,),) = raw_sql(lib, f"select {column} from events where seq=:seq", {"seq": seq})
+    new = (
+        old + " "
+        if column not in ("payload", "subjects")
+        else old[:-1] + ',"x":1}'
+        if old != "{}"
+        else '{"x":1}'
+    )
+    raw_sql(lib, f"update events set {column}=:new where seq=:seq", {"new": new, "seq": seq})
     report = lib.verify()
     assert not report.ok
     assert any(f"event {seq}:" in p for p in report.problems), report.problems
     lib.close()
 
 
-def test_older_schema_is_migrated_on_open(tmp_path: Path):
-    Library.init(tmp_path / "l").close()
-    with sqlite3.connect(tmp_path / "l" / "ledger.db") as db:  # make it look like schema 2
-        db.execute("ALTER TABLE works DROP COLUMN text_source_sha256")
-        db.execute("DROP TABLE api_keys")
-        db.execute("UPDATE meta SET value='2' WHERE key='schema_version'")
-    lib = Library.open(tmp_path / "l")
+def test_older_schema_is_migrated_on_open(tmp_path: Path, db_url: str | None):
+    lib = Library.init(tmp_path / "l", db=db_url)
+    raw_sql(lib, "ALTER TABLE works DROP COLUMN text_source_sha256")  # make it look like schema 2
+    raw_sql(lib, "DROP TABLE api_keys")
+    raw_sql(lib, "UPDATE meta SET value='2' WHERE key='schema_version'")
     lib.close()
-    with sqlite3.connect(tmp_path / "l" / "ledger.db") as db:
-        cols = {r[1] for r in db.execute("PRAGMA table_info(works)")}
-        version = db.execute("select value from meta where key='schema_version'").fetchone()[0]
-        tables = {r[0] for r in db.execute("select name from sqlite_master where type='table'")}
+    lib = Library.open(tmp_path / "l")
+    found = inspect(lib.engine)
+    cols = {c["name"] for c in found.get_columns("works")}
+    ((version,),) = raw_sql(lib, "select value from meta where key='schema_version'")
     assert "text_source_sha256" in cols and version == str(SCHEMA_VERSION)
-    assert "api_keys" in tables
+    assert "api_keys" in found.get_table_names()
+    assert lib.verify().ok
+    lib.close()

@@ -56,7 +56,9 @@ def table_digest(conn: Connection, table: Table, columns: Sequence[str], **where
     (streamed: an audit may hold millions of matches)."""
     q = select(*(table.c[c] for c in columns)).where(*(table.c[k] == v for k, v in where.items()))
     q = q.order_by(*(table.c[k] for k in KEYS[table.name]))
-    rows = conn.execution_options(yield_per=_BATCH).execute(q)
+    # Per statement: `conn.execution_options` would change the connection itself, and the writes
+    # after this read would then run through a server-side cursor on PostgreSQL.
+    rows = conn.execute(q, execution_options={"yield_per": _BATCH})
     return rows_digest((r._mapping for r in rows), columns)
 
 
