@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,7 @@ from copytrail.catalog.schema import (
     sources,
     works,
 )
+from copytrail.engine.base import Executor, map_inline
 from copytrail.ledger.against import check_against, read_held
 from copytrail.ledger.db import read_connection
 from copytrail.ledger.events import Event
@@ -47,6 +49,33 @@ from copytrail.store.blobs import BlobStore
 
 BLOB_CHECK_SLICE = 8192
 BLOB_CHECK_THREADS = 8  # blob reads wait on the disk or the network as much as on the CPU
+BLOB_CHECK_TASK = 512  # blobs re-hashed per executor task
+
+
+@dataclass(frozen=True)
+class BlobCheck:
+    """What a worker re-hashing blobs needs: the store, and whether existence is enough."""
+
+    store: BlobStore
+    quick: bool = False
+
+    @property
+    def shareable_across_processes(self) -> bool:
+        return self.store.shareable_across_processes
+
+
+def check_blobs(job: BlobCheck, names: list[str]) -> list[tuple[str, str | None]]:
+    """(digest, what is wrong or None) per blob; an executor task, threads inside it."""
+
+    def one(sha: str) -> tuple[str, str | None]:
+        if job.quick:
+            return sha, None if job.store.exists(sha, relist=False) else "missing"
+        return sha, job.store.check(sha)
+
+    if job.quick or len(names) < 2:
+        return [one(sha) for sha in names]
+    with ThreadPoolExecutor(max_workers=BLOB_CHECK_THREADS) as pool:
+        return list(pool.map(one, names))
 
 
 def check_library(
@@ -56,6 +85,7 @@ def check_library(
     progress: ProgressFn | None = None,
     against: list[Path] | None = None,
     tsa_ca: Path | None = None,
+    executor: Executor | None = None,
 ) -> VerifyReport:
     """`against`: checkpoint files (or a witness's folders) held by others; the log must extend
     every one of them."""
@@ -74,6 +104,7 @@ def check_library(
             quick=quick,
             progress=progress,
             unfinished=unfinished_deletions(conn),
+            executor=executor,
         )
     return report
 
@@ -236,32 +267,38 @@ def check_store(
     quick: bool = False,
     progress: ProgressFn | None = None,
     unfinished: set[int] | None = None,
+    executor: Executor | None = None,
 ) -> None:
     """Check 3, plus orphan and temporary-file notes. `unfinished`: copies of a deletion that
     was interrupted before its certificate was written; their leftover blobs are a note (the
-    next `copytrail delete` removes them), not a problem."""
+    next `copytrail delete` removes them), not a problem. `executor`: where blobs are re-hashed
+    (None: here, on threads)."""
     # Streams the copies a batch at a time: memory holds one batch of blobs to check, the
     # digests referenced so far (32 bytes each, for the orphan count) and the deleted copies'
     # blobs, never a record per blob of the library.
     store.refresh()  # once: the lookups below must not list the pack folder per blob
-
-    def check(sha: str) -> tuple[str, str | None]:
-        if quick:
-            return sha, None if store.exists(sha, relist=False) else "missing"
-        return sha, store.check(sha)
-
+    job = BlobCheck(store, quick)
     referenced = _Digests()
     gone: dict[str, list[int]] = {}
     checked = 0
 
-    def check_batch(live: dict[str, list[str]], pool: ThreadPoolExecutor) -> None:
+    def check_batch(live: dict[str, list[str]], nbytes: int) -> None:
+        """Re-hash a slice of blobs through the executor (quick checks stay here: they only
+        look names up in the index)."""
         nonlocal checked
         names = [sha for sha in live if sha not in referenced]
-        for sha, err in pool.map(check, names, chunksize=64):
-            if err:
-                report.problem(f"blob {sha} ({', '.join(live[sha][:5])}): {err}")
+        tasks = [names[i : i + BLOB_CHECK_TASK] for i in range(0, len(names), BLOB_CHECK_TASK)]
+        results = (
+            map_inline(check_blobs, tasks, job)
+            if quick or executor is None
+            else executor.map(check_blobs, tasks, job, nbytes)
+        )
+        for part in results:
+            for sha, err in part:
+                if err:
+                    report.problem(f"blob {sha} ({', '.join(live[sha][:5])}): {err}")
             if progress:
-                progress("blobs", 1, None)
+                progress("blobs", len(part), None)
         referenced.add(names)
         checked += len(names)
 
@@ -272,37 +309,39 @@ def check_store(
             )
         ).scalar()
         progress("blobs", 0, bound)
-    with ThreadPoolExecutor(max_workers=BLOB_CHECK_THREADS) as pool:
-        live: dict[str, list[str]] = {}
-        for row in _iter_copies(conn):
-            is_deleted = row.status == "deleted"
-            if is_deleted != (row.id in deleted_by_events):
-                report.problem(
-                    f"copy {row.id}: status {row.status!r} but the events say "
-                    f"{'deleted' if row.id in deleted_by_events else 'present'}"
-                )
-            for sha in {row.sha256, row.text_sha256} - {None}:
-                if is_deleted:
-                    gone.setdefault(sha, []).append(row.id)
-                else:
-                    live.setdefault(sha, []).append(f"copy {row.id}")
-            if len(live) >= BLOB_CHECK_SLICE:
-                check_batch(live, pool)
-                live = {}
-        # Reference texts of works lists, declared boilerplate passages and purpose documents
-        # are blobs the library must keep as well.
-        q = select(works.c.id, works.c.text_sha256, works.c.text_source_sha256)
-        for row in conn.execute(q):
-            for sha in {row.text_sha256, row.text_source_sha256} - {None}:
-                live.setdefault(sha, []).append(f"work {row.id}")
-        for row in conn.execute(select(boilerplate.c.name, boilerplate.c.text_sha256)):
-            live.setdefault(row.text_sha256, []).append(f"boilerplate {row.name!r}")
-        q = select(purposes.c.id, purposes.c.document_sha256).where(
-            purposes.c.document_sha256.is_not(None)
-        )
-        for row in conn.execute(q):
-            live.setdefault(row.document_sha256, []).append(f"purpose {row.id}")
-        check_batch(live, pool)
+    live: dict[str, list[str]] = {}
+    nbytes = 0
+    for row in _iter_copies(conn):
+        is_deleted = row.status == "deleted"
+        if is_deleted != (row.id in deleted_by_events):
+            report.problem(
+                f"copy {row.id}: status {row.status!r} but the events say "
+                f"{'deleted' if row.id in deleted_by_events else 'present'}"
+            )
+        for sha in {row.sha256, row.text_sha256} - {None}:
+            if is_deleted:
+                gone.setdefault(sha, []).append(row.id)
+            else:
+                live.setdefault(sha, []).append(f"copy {row.id}")
+        if not is_deleted:
+            nbytes += (row.size or 0) + (row.text_size or 0)
+        if len(live) >= BLOB_CHECK_SLICE:
+            check_batch(live, nbytes)
+            live, nbytes = {}, 0
+    # Reference texts of works lists, declared boilerplate passages and purpose documents
+    # are blobs the library must keep as well.
+    q = select(works.c.id, works.c.text_sha256, works.c.text_source_sha256)
+    for row in conn.execute(q):
+        for sha in {row.text_sha256, row.text_source_sha256} - {None}:
+            live.setdefault(sha, []).append(f"work {row.id}")
+    for row in conn.execute(select(boilerplate.c.name, boilerplate.c.text_sha256)):
+        live.setdefault(row.text_sha256, []).append(f"boilerplate {row.name!r}")
+    q = select(purposes.c.id, purposes.c.document_sha256).where(
+        purposes.c.document_sha256.is_not(None)
+    )
+    for row in conn.execute(q):
+        live.setdefault(row.document_sha256, []).append(f"purpose {row.id}")
+    check_batch(live, nbytes)
     referenced.seal()
     report.counts.update(blobs_referenced=checked)
     if progress:
@@ -319,9 +358,7 @@ def check_store(
             f"{leftovers} blobs of an interrupted deletion are still in the store; run "
             "`copytrail delete` again (any selection) to finish removing them"
         )
-    orphans = sum(
-        1 for name in store.iter_names() if name not in referenced and name not in gone
-    )
+    orphans = sum(1 for name in store.iter_names() if name not in referenced and name not in gone)
     temps = sum(1 for _ in store.iter_temporaries())
     if orphans:
         report.notes.append(

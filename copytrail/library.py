@@ -654,5 +654,11 @@ class Library:
         witness's folder) the log must extend; `tsa_ca`: the CA time-stamps must chain to."""
         held = [Path(p) for p in against or []]
         return checker.check_library(
-            self.ctx.db, self.store, quick, progress, held, Path(tsa_ca) if tsa_ca else None
+            self.ctx.db,
+            self.store,
+            quick,
+            progress,
+            held,
+            Path(tsa_ca) if tsa_ca else None,
+            executor=self.executor,
         )

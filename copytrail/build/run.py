@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 from sqlalchemy import insert, select
@@ -86,6 +87,36 @@ def _encode_batches(
         nbytes += size_of[r["text_sha256"]]
     if batch:
         yield batch
+
+
+@dataclass(frozen=True)
+class EncodeContext:
+    """What tokenizing workers share: the blob store and the tokenizer (its JSON, built into a
+    tokenizer once per worker process)."""
+
+    store: Any
+    tokenizer_json: str
+
+    @property
+    def shareable_across_processes(self) -> bool:
+        return self.store.shareable_across_processes
+
+
+_tokenizers: dict[str, Any] = {}  # per worker process: tokenizer JSON digest -> tokenizer
+
+
+def encode_task(ectx: EncodeContext, shas: list[str]) -> list[np.ndarray]:
+    """Token ids of a batch of texts."""
+    from tokenizers import Tokenizer
+
+    key = hashlib.sha256(ectx.tokenizer_json.encode()).hexdigest()
+    if key not in _tokenizers:
+        _tokenizers.clear()
+        _tokenizers[key] = Tokenizer.from_str(ectx.tokenizer_json)
+    # Texts are read per batch: memory holds one batch, not the corpus. The fast call gives the
+    # same ids without the offsets (which cost many times the text).
+    encoded = _tokenizers[key].encode_batch_fast([ectx.store.get(s).decode("utf-8") for s in shas])
+    return [np.asarray(e.ids, dtype=np.uint32) for e in encoded]
 
 
 def filter_task(fctx: FilterContext, shas: list[str]) -> list[tuple[str, str | None, int]]:
@@ -227,16 +258,17 @@ def build_corpus(ctx: Context, name: str, policy_path: str | os.PathLike) -> dic
     lineage: list[dict[str, Any]] = []  # rows not yet written: lineage streams to Parquet
     lineage_out = pq.ParquetWriter(tmp / "lineage.parquet", LINEAGE_SCHEMA)
     documents = 0
-    for batch in _encode_batches(included, size_of):
-        clock.lap("write")
-        # Texts are read again per batch: memory holds one batch, not the corpus. The fast
-        # call gives the same ids without the offsets (which cost many times the text).
-        encoded = tok.encode_batch_fast(
-            [ctx.store.get(r["text_sha256"]).decode("utf-8") for r in batch]
-        )
+    # Tokenized by the executor's workers, written here in copy-id order: the same library
+    # and policy give the same shards whichever engine ran the batches.
+    batches = list(_encode_batches(included, size_of))
+    tasks = [[r["text_sha256"] for r in b] for b in batches]
+    encoder = EncodeContext(ctx.store, tok.to_str())
+    text_bytes = sum(size_of[r["text_sha256"]] for r in included)
+    encoded_batches = ctx.executor.map(encode_task, tasks, encoder, text_bytes, ordered=True)
+    for batch, encoded in zip(batches, encoded_batches, strict=True):
         clock.lap("tokenize")
-        for r, enc in zip(batch, encoded, strict=True):
-            shard, start, end = writer.add(enc.ids)
+        for r, ids in zip(batch, encoded, strict=True):
+            shard, start, end = writer.add(ids)
             fates[r["id"]] = {
                 "fate": "included",
                 "rule": None,
@@ -263,6 +295,7 @@ def build_corpus(ctx: Context, name: str, policy_path: str | os.PathLike) -> dic
             if len(lineage) >= LINEAGE_ROWS:
                 lineage_out.write_table(pa.Table.from_pylist(lineage, LINEAGE_SCHEMA))
                 lineage = []
+        clock.lap("write")
     writer.flush()
     if lineage:
         lineage_out.write_table(pa.Table.from_pylist(lineage, LINEAGE_SCHEMA))

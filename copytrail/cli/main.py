@@ -20,6 +20,7 @@ from copytrail.cli.options import JsonOpt, WorkersOpt, open_library, read_small,
 from copytrail.cli.render import emit_json, emit_json_lines, err, human_bytes, out, safe, table
 from copytrail.cli.retention_cmds import register as register_retention_commands
 from copytrail.cli.trust_cmds import register as register_trust_commands
+from copytrail.engine import ENGINE_HELP
 from copytrail.errors import CopytrailError
 
 app = typer.Typer(
@@ -53,8 +54,12 @@ def _global(
             help="Ledger database URL (sqlite:///..., postgresql://...).",
         ),
     ] = None,
+    engine: Annotated[
+        str | None,
+        typer.Option("--engine", envvar="COPYTRAIL_ENGINE", help=ENGINE_HELP),
+    ] = None,
 ) -> None:
-    state.library, state.db = library, db
+    state.library, state.db, state.engine = library, db, engine
 
 
 # ---- init / sources ------------------------------------------------------------------------
@@ -701,6 +706,7 @@ def verify(
         Path | None,
         typer.Option("--tsa-ca", help="CA certificate (PEM) time-stamp tokens must chain to."),
     ] = None,
+    workers: WorkersOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Check the event chain, tree, signed checkpoints, tables and blobs. Exit 0 when intact,
@@ -722,7 +728,7 @@ def verify(
         raise typer.Exit(0 if ok else 1)
     from copytrail.cli.progress import RichPhaseProgress
 
-    with open_library() as lib, RichPhaseProgress() as progress:
+    with open_library(workers) as lib, RichPhaseProgress() as progress:
         r = lib.verify(quick=quick, progress=progress, against=against, tsa_ca=tsa_ca)
     if json_out:
         emit_json(r.as_dict())

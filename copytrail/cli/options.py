@@ -15,6 +15,7 @@ class State:
 
     library: str | None = None
     db: str | None = None
+    engine: str | None = None
 
 
 state = State()
@@ -24,10 +25,10 @@ def open_library(workers: int | None = None) -> Any:
     """The library the global options name. `workers` given: that many worker processes, used
     whatever the input size (the user asked for them); otherwise one per core, small work
     inline."""
-    from copytrail.engine.local import LocalEngine
+    from copytrail.engine import make_executor
     from copytrail.library import Library
 
-    executor = LocalEngine(workers, inline_bytes=0) if workers else None
+    executor = make_executor(state.engine, workers)
     return Library.open(state.library, db=state.db, executor=executor)
 
 

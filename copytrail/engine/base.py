@@ -31,9 +31,12 @@ class Executor(Protocol):
         tasks: Iterable[Any],
         context: Any = None,
         work_bytes: int | None = None,
+        ordered: bool = False,
     ) -> Iterator[R]:
         """`work_bytes` is the caller's estimate of the input size (None: unknown, so worth
-        spreading); executors run small work inline."""
+        spreading); executors run small work inline. `ordered`: results in task order (a task
+        is only started once the one `in_flight` places before it has been handed back, so
+        memory stays bounded), for steps whose record must not depend on timing."""
         ...
 
 
@@ -45,6 +48,33 @@ def runs_inline(workers: int, context: Any, work_bytes: int | None, inline_bytes
     if not getattr(context, "shareable_across_processes", True):
         return True
     return work_bytes is not None and work_bytes < inline_bytes
+
+
+def windowed(
+    submit: Callable[[Any], Any],
+    tasks: Iterable[Any],
+    in_flight: int,
+    wait_any: Callable[[list[Any]], Any],
+    result: Callable[[Any], R],
+    ordered: bool,
+    pending: list[Any],
+) -> Iterator[R]:
+    """The bounded submission loop both executors share: at most `in_flight` handles in
+    `pending` (the caller's list, so it can cancel what is left on failure); `wait_any` waits
+    for one of them to finish and returns it; `ordered` takes the oldest instead."""
+    it = iter(tasks)
+    exhausted = False
+    while pending or not exhausted:
+        while not exhausted and len(pending) < in_flight:
+            try:
+                pending.append(submit(next(it)))
+            except StopIteration:
+                exhausted = True
+        if not pending:
+            break
+        done = pending[0] if ordered else wait_any(pending)
+        pending.remove(done)
+        yield result(done)
 
 
 def map_inline(

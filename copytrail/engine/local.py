@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Any, TypeVar
 
-from copytrail.engine.base import INLINE_BYTES, map_inline, runs_inline
+from copytrail.engine.base import INLINE_BYTES, map_inline, runs_inline, windowed
 
 R = TypeVar("R")
 
@@ -82,6 +82,7 @@ class LocalEngine:
         tasks: Iterable[Any],
         context: Any = None,
         work_bytes: int | None = None,
+        ordered: bool = False,
     ) -> Iterator[R]:
         if runs_inline(self.workers, context, work_bytes, self.inline_bytes):
             yield from map_inline(fn, tasks, context)
@@ -94,17 +95,13 @@ class LocalEngine:
             initializer=_worker_start,
             initargs=(context, os.getpid()),
         ) as pool:
-            pending: set[Future] = set()
-            it = iter(tasks)
-            exhausted = False
-            while pending or not exhausted:
-                while not exhausted and len(pending) < self.in_flight:
-                    try:
-                        pending.add(pool.submit(_call, fn, next(it)))
-                    except StopIteration:
-                        exhausted = True
-                if not pending:
-                    break
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for f in done:
-                    yield f.result()
+            pending: list[Future] = []
+            yield from windowed(
+                lambda task: pool.submit(_call, fn, task),
+                tasks,
+                self.in_flight,
+                lambda fs: next(iter(wait(fs, return_when=FIRST_COMPLETED).done)),
+                lambda f: f.result(),
+                ordered,
+                pending,
+            )

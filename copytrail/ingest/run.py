@@ -83,7 +83,10 @@ def ingest(
     try:
         tasks = planner.tasks(inputs)
         worker = IngestContext(ctx.store, limits)
-        for records, nbytes in ctx.executor.map(run_task, tasks, worker, summary.bytes):
+        # Recorded in input order: the same inputs get the same copy ids on any engine.
+        for records, nbytes in ctx.executor.map(
+            run_task, tasks, worker, summary.bytes, ordered=True
+        ):
             errors = 0
             for r in records:
                 if r["status"] != "ok":
