@@ -10,7 +10,7 @@ import pytest
 from copytrail import Library
 from copytrail.engine.local import LocalEngine
 
-from .services import PostgresServer
+from .services import PostgresServer, S3Server
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples" / "gutenberg"
@@ -39,6 +39,21 @@ def postgres() -> PostgresServer:
     server = PostgresServer().start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> S3Server:
+    """One S3 emulator for the session (see tests/services.py)."""
+    server = S3Server().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def s3(s3_server: S3Server) -> S3Server:
+    if not s3_server.ok:
+        pytest.skip(f"S3 tests need the emulator: {s3_server.reason}")
+    return s3_server
 
 
 @pytest.fixture

@@ -146,3 +146,71 @@ class PostgresServer:
             capture_output=True,
         )
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class S3Server:
+    """moto's S3 server on 127.0.0.1 (an emulator of S3, not S3). Credentials and the endpoint
+    go in the environment, where s3fs in this process and in worker processes finds them."""
+
+    BUCKET = "copytrail-test"
+    ENV = (
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_DEFAULT_REGION",
+        "FSSPEC_S3_ENDPOINT_URL",
+        "AWS_ENDPOINT_URL",
+    )
+
+    def __init__(self) -> None:
+        self.reason = ""
+        self._server = None
+        self._saved: dict[str, str | None] = {}
+        self._ids = itertools.count(1)
+
+    def start(self) -> S3Server:
+        try:
+            import boto3
+            import s3fs  # noqa: F401
+            from moto.server import ThreadedMotoServer
+        except ImportError as e:
+            self.reason = f"{e.name} is not installed (pip install -e '.[dev,s3]')"
+            return self
+        import logging
+
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
+        port = free_port()
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+        self._server.start()
+        self.endpoint = f"http://127.0.0.1:{port}"
+        values = ("testing", "testing", "us-east-1", self.endpoint, self.endpoint)
+        for k, v in zip(self.ENV, values, strict=True):
+            self._saved[k] = os.environ.get(k)
+            os.environ[k] = v
+        # Made with boto3: s3fs's bucket creation fails against moto in us-east-1.
+        boto3.client("s3", endpoint_url=self.endpoint).create_bucket(Bucket=self.BUCKET)
+        return self
+
+    @property
+    def ok(self) -> bool:
+        return not self.reason and self._server is not None
+
+    def new_prefix(self, name: str = "store") -> str:
+        """A URL no other test uses."""
+        return f"s3://{self.BUCKET}/{name}-{os.getpid()}-{next(self._ids)}"
+
+    def objects(self, url: str) -> dict[str, bytes]:
+        """Every object under `url` with its bytes, listed afresh (no cached listing)."""
+        import s3fs
+
+        fs = s3fs.S3FileSystem(skip_instance_cache=True, use_listings_cache=False)
+        root = url.removeprefix("s3://")
+        return {p: fs.cat_file(p) for p in fs.find(root)}
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop()
+        for k, v in self._saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v

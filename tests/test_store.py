@@ -10,8 +10,11 @@ from hypothesis import strategies as st
 from copytrail.store.blobs import BlobStore
 
 
-@pytest.fixture(params=["memory", "local"])
+@pytest.fixture(params=["memory", "local", "s3"])
 def store(request, tmp_path) -> BlobStore:
+    """The same store suite on fsspec's memory, a local folder and S3 (moto's emulator)."""
+    if request.param == "s3":
+        return BlobStore(request.getfixturevalue("s3").new_prefix())
     url = (
         f"memory://store-{request.node.name}" if request.param == "memory" else str(tmp_path / "b")
     )

@@ -30,7 +30,11 @@ class BlobStore:
     # on book text (ratio 2.5 vs 2.9); ingest throughput matters more than 15% of disk.
     def __init__(self, url: str, level: int = 1) -> None:
         self.url = url.rstrip("/")
-        self.fs, self.root = fsspec.core.url_to_fs(self.url)
+        # Object stores: no cached listings. Other processes (workers, other machines) add and
+        # remove packs, and a stale listing would call a new blob missing or a removed one live.
+        remote = "://" in self.url and not self.url.startswith(("file://", "memory://"))
+        options = {"use_listings_cache": False} if remote else {}
+        self.fs, self.root = fsspec.core.url_to_fs(self.url, **options)
         self.root = self.root.rstrip("/")
         self.level = level
         self._local = self.fs.protocol in ("file", "local") or "file" in self.fs.protocol
@@ -155,7 +159,12 @@ class BlobStore:
     def exists(self, sha256: str, relist: bool = True) -> bool:
         """`relist`: on a miss, look for packs sealed since the index was read (a listing of the
         pack folder). A caller asking about many blobs calls `refresh()` once and passes False."""
-        return self._loose_exists(sha256) or bool(self._pack_rows(sha256, refresh=relist))
+        # The index in memory first: on an object store a loose lookup is a network round trip.
+        return (
+            bool(self._pack_rows(sha256, refresh=False))
+            or self._loose_exists(sha256)
+            or (relist and bool(self._pack_rows(sha256)))
+        )
 
     def refresh(self) -> None:
         """Read the pack indexes again if packs were sealed or retired since the last read."""
@@ -178,7 +187,7 @@ class BlobStore:
                 self._writer = packs.PackWriter(self.fs, self.pack_dir, self._local, self.level)
             return digest, True
         final = self.path(digest)
-        if self.fs.exists(final) or self._pack_rows(digest, refresh=False):
+        if self._pack_rows(digest, refresh=False) or self.fs.exists(final):
             return digest, False
         compressed = self._cctx.compress(data)
         if not self._local:
@@ -197,6 +206,8 @@ class BlobStore:
         return digest, True
 
     def get(self, sha256: str) -> bytes:
+        if self._pack_rows(sha256, refresh=False):  # no round trip for a loose file first
+            return self._get_packed(sha256)
         try:
             with self.fs.open(self.path(sha256), "rb") as f:
                 return self._dctx.stream_reader(f, read_across_frames=True).readall()
@@ -220,22 +231,18 @@ class BlobStore:
     def check(self, sha256: str) -> str | None:
         """None when the blob exists and hashes to its name; otherwise what is wrong."""
         p = self.path(sha256)
-        if not self.fs.exists(p):
+        # Packed copies first (an index lookup); a loose copy is checked too where looking costs
+        # nothing (a local disk) or where there is no packed one.
+        packed = self._pack_rows(sha256, refresh=False)
+        if packed and not self._local:
+            return self._check_packed(sha256, packed)
+        if packed:
+            problem = self._check_packed(sha256, packed)
+            if problem or not self.fs.exists(p):
+                return problem
+        elif not self.fs.exists(p):
             rows = self._pack_rows(sha256)
-            if not rows:
-                return "missing"
-            index = self._pack_index()
-            for row in rows:  # every packed copy must be sound
-                try:
-                    data = self._reader.read(index.location(row))
-                except zstandard.ZstdError as e:
-                    return f"corrupt zstd data in pack {index.names[int(index.packs[row])]} ({e})"
-                except (OSError, ValueError) as e:
-                    return f"unreadable in pack {index.names[int(index.packs[row])]} ({e})"
-                actual = hashlib.sha256(data).hexdigest()
-                if actual != sha256:
-                    return f"content hashes to {actual}, not to its name"
-            return None
+            return self._check_packed(sha256, rows) if rows else "missing"
         try:
             h = hashlib.sha256()
             with self.fs.open(p, "rb") as f:
@@ -246,6 +253,20 @@ class BlobStore:
             return f"corrupt zstd data ({e})"
         if h.hexdigest() != sha256:
             return f"content hashes to {h.hexdigest()}, not to its name"
+        return None
+
+    def _check_packed(self, sha256: str, rows: list[int]) -> str | None:
+        index = self._pack_index()
+        for row in rows:  # every packed copy must be sound
+            try:
+                data = self._reader.read(index.location(row))
+            except zstandard.ZstdError as e:
+                return f"corrupt zstd data in pack {index.names[int(index.packs[row])]} ({e})"
+            except (OSError, ValueError) as e:
+                return f"unreadable in pack {index.names[int(index.packs[row])]} ({e})"
+            actual = hashlib.sha256(data).hexdigest()
+            if actual != sha256:
+                return f"content hashes to {actual}, not to its name"
         return None
 
     def remove(self, sha256: str) -> bool:
