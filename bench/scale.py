@@ -127,8 +127,9 @@ def _json_of(stage: dict) -> dict:
 
 def stage_fingerprint(lib_path: str) -> None:
     from copytrail import Library
+    from copytrail.engine import make_executor
 
-    lib = Library.open(lib_path)
+    lib = Library.open(lib_path, executor=make_executor(os.environ.get("COPYTRAIL_ENGINE")))
     shas = {c["text_sha256"] for c in lib.copies() if c["text_sha256"]}
     t0 = time.perf_counter()
     lib.fingerprints.ensure(shas)
@@ -342,6 +343,9 @@ def main() -> None:
     ap.add_argument("--stages", nargs="+", default=list(STAGES), choices=STAGES)
     ap.add_argument("--work", type=Path, default=Path("/tmp/copytrail-bench-scale"))
     ap.add_argument("--out", type=Path, help="Also write all figures as JSON here.")
+    ap.add_argument("--engine", default="local",
+                    help="Run every stage on this engine (local, ray, auto, ray://HOST:PORT); "
+                    "bench/engines.py puts Ray beside the local engine in one run.")
     ap.add_argument("--stage", help=argparse.SUPPRESS)
     ap.add_argument("--library", help=argparse.SUPPRESS)
     ap.add_argument("--copy", type=int, help=argparse.SUPPRESS)
@@ -353,11 +357,14 @@ def main() -> None:
         return stage_latency(args.library, args.copy, args.work_id)
     if not (SHARED / "MANIFEST.csv").exists():
         sys.exit(f"shared corpus not found at {SHARED} (set COPYTRAIL_SHARED_CORPUS)")
+    os.environ["COPYTRAIL_ENGINE"] = args.engine  # every stage's process runs on it
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     if len(args.books) != len(args.records):
         args.books = (args.books * len(args.records))[: len(args.records)]
     results = []
     for n, b in zip(args.records, args.books, strict=True):
-        print(f"\n== {n:,} records + {b:,} whole books ({os.cpu_count()} cores) ==", flush=True)
+        print(f"\n== {n:,} records + {b:,} whole books ({os.cpu_count()} cores, "
+              f"engine {args.engine}) ==", flush=True)
         r = run_size(args, n, b)
         results.append(r)
         if "floor" in r:

@@ -20,11 +20,11 @@ ALLOWED: dict[str, set[str]] = {
     "progress": set(),
     "samples": set(),  # sample data for the demo and tests
     "store": {"errors"},
-    "engine": set(),
+    "engine": {"errors"},  # errors a user can act on (Ray missing, a task lost)
     "ledger": {"atomic", "canonical", "errors"},
     "catalog": {"canonical", "errors", "ledger", "store"},
     "context": {"engine", "store"},
-    "checker": {"catalog", "ledger", "store"},
+    "checker": {"catalog", "engine", "ledger", "store"},
     "fingerprint": {"canonical", "catalog", "context", "engine", "errors", "ledger", "store"},
     "ingest": {"canonical", "catalog", "context", "errors", "ledger", "progress", "store"},
     "guard": {"catalog", "context", "errors", "fingerprint", "ledger", "store"},

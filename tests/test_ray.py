@@ -212,3 +212,21 @@ def test_cli_runs_on_ray(tmp_path: Path):
     assert json.loads(v.stdout)["ok"]
     bad = run_cli("--engine", "spark", "stats", library=lib, check=False)
     assert bad.returncode == 2 and "choose local, ray, auto" in bad.stdout + bad.stderr
+
+
+def _refuse_odd(_context: Any, n: int) -> int:
+    if n % 2:
+        from copytrail.errors import InvalidInput
+
+        raise InvalidInput(f"task {n} refuses odd numbers")
+    return n
+
+
+def test_a_failing_task_raises_the_steps_own_error_and_ordered_maps_keep_order(ray_engine):
+    from copytrail.errors import InvalidInput
+
+    with pytest.raises(InvalidInput, match="task 3 refuses"):
+        list(ray_engine.map(_refuse_odd, [0, 2, 4, 3, 6], None))
+    evens = list(range(0, 200, 2))
+    assert list(ray_engine.map(_refuse_odd, evens, None, ordered=True)) == evens
+    assert sorted(ray_engine.map(_refuse_odd, evens, None)) == evens
