@@ -64,18 +64,28 @@ class BlobCheck:
         return self.store.shareable_across_processes
 
 
-def check_blobs(job: BlobCheck, names: list[str]) -> list[tuple[str, str | None]]:
-    """(digest, what is wrong or None) per blob; an executor task, threads inside it."""
+def check_blobs(
+    job: BlobCheck, items: list[tuple[str, str]]
+) -> tuple[int, list[tuple[str, str, str]]]:
+    """An executor task: (blobs checked, (digest, referrers, what is wrong) per bad blob) for
+    (digest, referrers) items. Threads inside it overlap reads with hashing."""
 
-    def one(sha: str) -> tuple[str, str | None]:
+    def one(sha: str) -> str | None:
         if job.quick:
-            return sha, None if job.store.exists(sha, relist=False) else "missing"
-        return sha, job.store.check(sha)
+            return None if job.store.exists(sha, relist=False) else "missing"
+        return job.store.check(sha)
 
-    if job.quick or len(names) < 2:
-        return [one(sha) for sha in names]
-    with ThreadPoolExecutor(max_workers=BLOB_CHECK_THREADS) as pool:
-        return list(pool.map(one, names))
+    def run(part: list[tuple[str, str]]) -> list[tuple[str, str, str]]:
+        return [(sha, who, err) for sha, who in part if (err := one(sha))]
+
+    if job.quick or len(items) < 2:
+        return len(items), run(items)
+    # Each thread takes a contiguous run of items: neighbouring copies share pack blocks, and a
+    # thread's block cache then decompresses each block once, not once per thread.
+    step = -(-len(items) // BLOB_CHECK_THREADS)
+    runs = [items[i : i + step] for i in range(0, len(items), step)]
+    with ThreadPoolExecutor(max_workers=len(runs)) as pool:
+        return len(items), [p for part in pool.map(run, runs) for p in part]
 
 
 def check_library(
@@ -281,67 +291,73 @@ def check_store(
     referenced = _Digests()
     gone: dict[str, list[int]] = {}
     checked = 0
-
-    def check_batch(live: dict[str, list[str]], nbytes: int) -> None:
-        """Re-hash a slice of blobs through the executor (quick checks stay here: they only
-        look names up in the index)."""
-        nonlocal checked
-        names = [sha for sha in live if sha not in referenced]
-        tasks = [names[i : i + BLOB_CHECK_TASK] for i in range(0, len(names), BLOB_CHECK_TASK)]
-        results = (
-            map_inline(check_blobs, tasks, job)
-            if quick or executor is None
-            else executor.map(check_blobs, tasks, job, nbytes)
-        )
-        for part in results:
-            for sha, err in part:
-                if err:
-                    report.problem(f"blob {sha} ({', '.join(live[sha][:5])}): {err}")
-            if progress:
-                progress("blobs", len(part), None)
-        referenced.add(names)
-        checked += len(names)
-
+    present = copies.c.status != "deleted"
+    bound, nbytes = conn.execute(
+        select(
+            func.count(copies.c.sha256) + func.count(copies.c.text_sha256),
+            func.coalesce(func.sum(copies.c.size), 0)
+            + func.coalesce(func.sum(copies.c.text_size), 0),
+        ).where(present)
+    ).one()
     if progress:  # an upper bound (shared blobs are checked once); set exactly at the end
-        bound = conn.execute(
-            select(func.count(copies.c.sha256) + func.count(copies.c.text_sha256)).where(
-                copies.c.status != "deleted"
-            )
-        ).scalar()
         progress("blobs", 0, bound)
-    live: dict[str, list[str]] = {}
-    nbytes = 0
-    for row in _iter_copies(conn):
-        is_deleted = row.status == "deleted"
-        if is_deleted != (row.id in deleted_by_events):
-            report.problem(
-                f"copy {row.id}: status {row.status!r} but the events say "
-                f"{'deleted' if row.id in deleted_by_events else 'present'}"
-            )
-        for sha in {row.sha256, row.text_sha256} - {None}:
-            if is_deleted:
-                gone.setdefault(sha, []).append(row.id)
-            else:
-                live.setdefault(sha, []).append(f"copy {row.id}")
-        if not is_deleted:
-            nbytes += (row.size or 0) + (row.text_size or 0)
-        if len(live) >= BLOB_CHECK_SLICE:
-            check_batch(live, nbytes)
-            live, nbytes = {}, 0
-    # Reference texts of works lists, declared boilerplate passages and purpose documents
-    # are blobs the library must keep as well.
-    q = select(works.c.id, works.c.text_sha256, works.c.text_source_sha256)
-    for row in conn.execute(q):
-        for sha in {row.text_sha256, row.text_source_sha256} - {None}:
-            live.setdefault(sha, []).append(f"work {row.id}")
-    for row in conn.execute(select(boilerplate.c.name, boilerplate.c.text_sha256)):
-        live.setdefault(row.text_sha256, []).append(f"boilerplate {row.name!r}")
-    q = select(purposes.c.id, purposes.c.document_sha256).where(
-        purposes.c.document_sha256.is_not(None)
+
+    def slices() -> Iterator[dict[str, list[str]]]:
+        """Live digests with what refers to them, a slice at a time; deleted copies' digests
+        are kept aside for the check that they are gone."""
+        live: dict[str, list[str]] = {}
+        for row in _iter_copies(conn):
+            is_deleted = row.status == "deleted"
+            if is_deleted != (row.id in deleted_by_events):
+                report.problem(
+                    f"copy {row.id}: status {row.status!r} but the events say "
+                    f"{'deleted' if row.id in deleted_by_events else 'present'}"
+                )
+            for sha in {row.sha256, row.text_sha256} - {None}:
+                if is_deleted:
+                    gone.setdefault(sha, []).append(row.id)
+                else:
+                    live.setdefault(sha, []).append(f"copy {row.id}")
+            if len(live) >= BLOB_CHECK_SLICE:
+                yield live
+                live = {}
+        # Reference texts of works lists, declared boilerplate passages and purpose documents
+        # are blobs the library must keep as well.
+        q = select(works.c.id, works.c.text_sha256, works.c.text_source_sha256)
+        for row in conn.execute(q):
+            for sha in {row.text_sha256, row.text_source_sha256} - {None}:
+                live.setdefault(sha, []).append(f"work {row.id}")
+        for row in conn.execute(select(boilerplate.c.name, boilerplate.c.text_sha256)):
+            live.setdefault(row.text_sha256, []).append(f"boilerplate {row.name!r}")
+        q = select(purposes.c.id, purposes.c.document_sha256).where(
+            purposes.c.document_sha256.is_not(None)
+        )
+        for row in conn.execute(q):
+            live.setdefault(row.document_sha256, []).append(f"purpose {row.id}")
+        yield live
+
+    def tasks() -> Iterator[list[tuple[str, str]]]:
+        """Each digest once, with the first few referrers for the message, in tasks. One map
+        over all of them: starting workers per slice would cost more than the checks."""
+        nonlocal checked
+        for live in slices():
+            names = [sha for sha in live if sha not in referenced]
+            referenced.add(names)
+            checked += len(names)
+            for k in range(0, len(names), BLOB_CHECK_TASK):
+                yield [(sha, ", ".join(live[sha][:5])) for sha in names[k : k + BLOB_CHECK_TASK]]
+
+    # Quick checks stay here: they only look names up in the index.
+    results = (
+        map_inline(check_blobs, tasks(), job)
+        if quick or executor is None
+        else executor.map(check_blobs, tasks(), job, nbytes)
     )
-    for row in conn.execute(q):
-        live.setdefault(row.document_sha256, []).append(f"purpose {row.id}")
-    check_batch(live, nbytes)
+    for count, problems in results:
+        for sha, referrers, err in problems:
+            report.problem(f"blob {sha} ({referrers}): {err}")
+        if progress:
+            progress("blobs", count, None)
     referenced.seal()
     report.counts.update(blobs_referenced=checked)
     if progress:
