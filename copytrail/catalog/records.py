@@ -12,6 +12,7 @@ from copytrail.canonical import canonical_json
 from copytrail.catalog.batches import batch_payload, copy_event_payload, copy_leaf
 from copytrail.catalog.schema import copies, copy_isbns, datasets, sources
 from copytrail.errors import Conflict, InvalidInput, NotFound
+from copytrail.ledger.db import insert_rows
 from copytrail.ledger.events import EventWriter, utc_now
 
 SOURCE_KINDS = (
@@ -207,10 +208,8 @@ def record_copies(
         for row in rows:
             row["event_seq"] = seq
     ev.flush()
-    if rows:
-        conn.execute(insert(copies), rows)
-    if isbn_rows:
-        conn.execute(insert(copy_isbns), isbn_rows)
+    insert_rows(conn, copies, rows)
+    insert_rows(conn, copy_isbns, isbn_rows)
     return new_ids, skipped
 
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, Table, create_engine, event, insert, text
 
 # Arbitrary constant naming the copytrail write lock among PostgreSQL advisory locks.
 _PG_LOCK_KEY = 0x636F7079  # "copy"
@@ -58,3 +59,20 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
 def read_connection(engine: Engine) -> Iterator[Connection]:
     with engine.connect() as conn, conn.begin():
         yield conn
+
+
+def insert_rows(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
+    """Insert many rows that name the same columns: COPY on PostgreSQL through psycopg (the
+    server parses no statement per row; ingest commits thousands of copies a batch),
+    executemany elsewhere. Same transaction either way."""
+    if not rows:
+        return
+    if conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg":
+        columns = list(rows[0])
+        names = ", ".join(table.c[c].name for c in columns)  # only the table's own columns
+        raw = conn.connection.driver_connection
+        with raw.cursor() as cur, cur.copy(f"COPY {table.name} ({names}) FROM STDIN") as copy:
+            for r in rows:
+                copy.write_row([r[c] for c in columns])
+        return
+    conn.execute(insert(table), rows)

@@ -20,10 +20,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Engine, func, insert, select
+from sqlalchemy import Connection, Engine, func, select
 
 from copytrail.canonical import canonical_json
-from copytrail.ledger.db import write_transaction
+from copytrail.ledger.db import insert_rows, write_transaction
 from copytrail.ledger.schema import event_subjects, events
 
 GENESIS_HASH = "0" * 64
@@ -156,10 +156,9 @@ class EventWriter:
 
     def flush(self) -> None:
         if self._pending:
-            self.conn.execute(insert(events), self._pending)
+            insert_rows(self.conn, events, self._pending)
             rows = [r for seq, subjects in self._subjects for r in subject_rows(seq, subjects)]
-            if rows:
-                self.conn.execute(insert(event_subjects), rows)
+            insert_rows(self.conn, event_subjects, rows)
             self._pending, self._subjects = [], []
 
 
