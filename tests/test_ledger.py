@@ -238,3 +238,19 @@ def test_older_schema_is_migrated_on_open(tmp_path: Path, db_url: str | None):
     assert "api_keys" in found.get_table_names()
     assert lib.verify().ok
     lib.close()
+
+
+def test_planner_statistics_follow_a_fast_growing_table(lib: Library):
+    from copytrail.catalog.schema import copies
+    from copytrail.ledger.db import Statistics
+
+    stats = Statistics(lib.engine, [copies], first=10)
+    stats.grew(9)
+    assert stats.next_at == 10  # not yet
+    stats.grew(1)
+    if lib.engine.dialect.name == "postgresql":
+        # pg_class is written by ANALYZE itself (-1: never analyzed), unlike the statistics views
+        ((analyzed,),) = raw_sql(lib, "SELECT reltuples >= 0 FROM pg_class WHERE relname='copies'")
+        assert analyzed and stats.next_at == 20  # the next one when the table has doubled
+    else:
+        assert not stats.active and stats.next_at == 10  # SQLite needs none

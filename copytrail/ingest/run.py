@@ -12,11 +12,12 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from copytrail.catalog import records
+from copytrail.catalog.schema import copies
 from copytrail.context import Context
 from copytrail.ingest.limits import Limits
 from copytrail.ingest.plan import Planner, discover
 from copytrail.ingest.work import IngestContext, run_task
-from copytrail.ledger.db import write_transaction
+from copytrail.ledger.db import Statistics, write_transaction
 from copytrail.ledger.events import EventWriter, append_event
 from copytrail.progress import NoProgress, Progress
 
@@ -66,6 +67,7 @@ def ingest(
         run_id=uuid.uuid4().hex,
     )
     planner = Planner(limits, text_field)
+    stats = Statistics(ctx.db, [copies])
     pending: list[dict[str, Any]] = []
     last_flush = time.monotonic()
     t0 = time.monotonic()
@@ -77,6 +79,7 @@ def ingest(
             summary.copies_added += added
             summary.copies_existing += existing
             pending = []
+            stats.grew(added)
         last_flush = time.monotonic()
 
     progress.start(summary.bytes, summary.files)

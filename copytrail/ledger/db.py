@@ -76,3 +76,27 @@ def insert_rows(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> N
                 copy.write_row([r[c] for c in columns])
         return
     conn.execute(insert(table), rows)
+
+
+class Statistics:
+    """Keeps PostgreSQL's planner statistics of tables that grow fast. Before autovacuum's
+    first ANALYZE, the planner takes a table it just saw filled by COPY for a few dozen rows and
+    looks copies up through the wrong index, scanning a whole dataset per lookup. Call `grew`
+    after each commit; it analyzes the tables when they have doubled (so a log of n rows is
+    analyzed about log2(n) times). Nothing to do on SQLite, whose planner needs no statistics
+    for these lookups."""
+
+    def __init__(self, engine: Engine, tables: list[Table], first: int = 5_000) -> None:
+        self.engine, self.tables = engine, tables
+        self.active = engine.dialect.name == "postgresql"
+        self.added, self.next_at = 0, first
+
+    def grew(self, rows: int) -> None:
+        self.added += rows
+        if not self.active or self.added < self.next_at:
+            return
+        with self.engine.connect() as conn:
+            conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+            for t in self.tables:
+                conn.execute(text(f"ANALYZE {t.name}"))
+        self.next_at = self.added * 2
