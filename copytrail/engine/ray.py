@@ -81,7 +81,9 @@ def connect(address: str | None, workers: int | None = None) -> None:
 
 
 class RayEngine:
-    """Tasks on a Ray cluster, at most `in_flight` submitted and not yet collected."""
+    """Tasks on a Ray cluster, at most `in_flight` submitted and not yet collected. The cluster
+    is joined (or started) by the first map that needs it, so a command that spreads no work
+    pays nothing for choosing this engine."""
 
     def __init__(
         self,
@@ -90,17 +92,33 @@ class RayEngine:
         in_flight_per_worker: int = 3,
         inline_bytes: int = INLINE_BYTES,
     ) -> None:
-        connect(address, workers)
+        self.address = address
+        self._workers = workers
+        self._per_worker = in_flight_per_worker
+        self.inline_bytes = inline_bytes
+        self._remote: Any = None
+
+    @property
+    def workers(self) -> int:
+        if self._workers is None:
+            self._connect()
+        return self._workers  # type: ignore[return-value]
+
+    @property
+    def in_flight(self) -> int:
+        return max(2, self.workers * self._per_worker)
+
+    def _connect(self) -> None:
+        connect(self.address, self._workers)
         import ray
 
-        self.address = address
-        self.workers = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
-        self.in_flight = max(2, self.workers * in_flight_per_worker)
-        self.inline_bytes = inline_bytes
-        self._remote = ray.remote(_run).options(max_retries=RETRIES, retry_exceptions=False)
+        if self._workers is None:
+            self._workers = max(1, int(ray.cluster_resources().get("CPU", 1)))
+        if self._remote is None:
+            self._remote = ray.remote(_run).options(max_retries=RETRIES, retry_exceptions=False)
 
     def __repr__(self) -> str:
-        return f"RayEngine(address={self.address or 'local'}, workers={self.workers})"
+        return f"RayEngine(address={self.address or 'local'}, workers={self._workers or 'all'})"
 
     def map(
         self,
@@ -110,9 +128,11 @@ class RayEngine:
         work_bytes: int | None = None,
         ordered: bool = False,
     ) -> Iterator[R]:
-        if runs_inline(self.workers, context, work_bytes, self.inline_bytes):
-            yield from map_inline(fn, tasks, context)
+        small = work_bytes is not None and work_bytes < self.inline_bytes
+        if small or runs_inline(self.workers, context, work_bytes, self.inline_bytes):
+            yield from map_inline(fn, tasks, context)  # (small work never starts the cluster)
             return
+        self._connect()
         import ray
 
         key = uuid.uuid4().hex
