@@ -67,50 +67,24 @@ class PostgresServer:
         if self._as:
             shutil.chown(self.dir, "postgres")
         self.port = free_port()
-        data = self.dir / "data"
-        run = [*self._as]
-        init = subprocess.run(
-            [
-                *run,
-                str(bindir / "initdb"),
-                "-D",
-                str(data),
-                "-A",
-                "trust",
-                "-U",
-                "postgres",
-                "--no-sync",
-                "-E",
-                "UTF8",
-                "--locale",
-                "C",
-            ],
-            capture_output=True,
-            text=True,
-        )
+        data = str(self.dir / "data")
+        flags = ["-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8", "--locale", "C"]
+        init = self._tool("initdb", "-D", data, *flags)
         if init.returncode != 0:
             self.reason = f"initdb failed: {init.stderr.strip()[-300:]}"
             return self
         opts = f"-k {self.dir} -p {self.port} -c listen_addresses=127.0.0.1 -c fsync=off"
-        started = subprocess.run(
-            [
-                *run,
-                str(bindir / "pg_ctl"),
-                "-D",
-                str(data),
-                "-w",
-                "-l",
-                str(self.dir / "log"),
-                "-o",
-                opts,
-                "start",
-            ],
-            capture_output=True,
-            text=True,
+        started = self._tool(
+            "pg_ctl", "-D", data, "-w", "-l", str(self.dir / "log"), "-o", opts, "start"
         )
         if started.returncode != 0:
             self.reason = f"pg_ctl start failed: {started.stderr.strip()[-300:]}"
         return self
+
+    def _tool(self, name: str, *args: str) -> subprocess.CompletedProcess:
+        """One of the server's programs, as the postgres user when we are root."""
+        cmd = [*self._as, str(self._bindir / name), *args]
+        return subprocess.run(cmd, capture_output=True, text=True)
 
     @property
     def ok(self) -> bool:
@@ -133,18 +107,7 @@ class PostgresServer:
     def stop(self) -> None:
         if self.dir is None:
             return
-        subprocess.run(
-            [
-                *self._as,
-                str(self._bindir / "pg_ctl"),
-                "-D",
-                str(self.dir / "data"),
-                "-m",
-                "immediate",
-                "stop",
-            ],
-            capture_output=True,
-        )
+        self._tool("pg_ctl", "-D", str(self.dir / "data"), "-m", "immediate", "stop")
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
