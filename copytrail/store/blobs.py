@@ -207,7 +207,10 @@ class BlobStore:
 
     def get(self, sha256: str) -> bytes:
         if self._pack_rows(sha256, refresh=False):  # no round trip for a loose file first
-            return self._get_packed(sha256)
+            try:
+                return self._get_packed(sha256)
+            except FileNotFoundError:  # its pack was retired since: a loose copy may remain
+                pass
         try:
             with self.fs.open(self.path(sha256), "rb") as f:
                 return self._dctx.stream_reader(f, read_across_frames=True).readall()
