@@ -132,14 +132,12 @@ def build(
         total = sum(wanted[s] for s in shas)
         if progress:
             progress("reading texts", 0, total)
-        # Workers read and tokenise; results are put back in the order asked for.
-        done: dict[str, IndexedText] = {}
-        for t in ctx.executor.map(_index_task, shas, ctx.store, total):
-            done[t.sha256] = t
+        # Workers read and tokenise; an ordered map hands texts back in the order asked for,
+        # holding only those in flight (not every text of the index) in memory.
+        for t in ctx.executor.map(_index_task, shas, ctx.store, total, ordered=True):
             if progress:
                 progress("reading texts", wanted[t.sha256], total)
-        for sha in shas:
-            yield done.pop(sha)
+            yield t
 
     known = boilerplate_set(ctx)
     marking = BoilerplateMarking(known.hashes, known.sha256, boilerplate_k, max_texts)
