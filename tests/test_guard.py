@@ -24,7 +24,7 @@ from copytrail.guard.check import Check
 from copytrail.guard.index import GuardIndex, index_text, refresh
 from copytrail.guard.segment import Segment, build_segment
 
-from .conftest import EXAMPLES
+from .conftest import EXAMPLES, pooled
 
 INDEXED = ["1342", "11", "98", "1661", "2701"]  # Austen, Carroll, Dickens, Doyle, Melville
 NOT_INDEXED = "1400"  # Great Expectations: same author as an indexed book, never indexed
@@ -366,3 +366,33 @@ def test_reported_spans_are_the_outermost_stretches(example_lib: Library):
     ranges = [(s["start"], s["end"]) for s in r["spans"]]
     for a in ranges:
         assert not any(b != a and b[0] <= a[0] and a[1] <= b[1] for b in ranges)
+
+
+def test_bounded_segments_built_in_parallel_answer_as_one(example_lib: Library, monkeypatch):
+    """A scope larger than one segment's bound is cut into segments that worker processes
+    build; every answer is the one a single segment gives, and merges respect the bound."""
+    from copytrail.guard import index as guard_index_module
+
+    lib = example_lib
+    lib.guard_index("one", all_datasets=True)
+    monkeypatch.setattr(guard_index_module, "SEGMENT_TEXT_BYTES", 400_000)
+    pooled(lib).guard_index("many", all_datasets=True)
+    one, many = lib.guard("one"), lib.guard("many")
+    assert len(one.segments) == 1 and len(many.segments) > 2
+    assert many.texts() == one.texts()
+    for book in ("5200/5200.txt", "11/11-0.txt"):  # texts in different segments
+        text = (EXAMPLES / book).read_text(encoding="utf-8-sig")
+        for at in (1000, 9000, 17_000):
+            c0, c1 = passage(text, at, 60)
+            query = NEW_TEXT + text[c0:c1] + " " + NEW_TEXT
+            a, b = lib.check(query, "one"), lib.check(query, "many")
+            assert a["flagged"] and a["spans"] == b["spans"]
+    # past MAX_SEGMENTS, only the smallest are merged, never past the bound
+    largest = max(s.token_count for s in many.segments)
+    monkeypatch.setattr(guard_index_module, "MAX_SEGMENTS", 2)
+    monkeypatch.setattr(guard_index_module, "MERGE_TOKENS", 3 * largest)
+    merged = lib.guard_index("many", rebuild=True)
+    again = lib.guard("many")
+    assert merged["merged"] and merged["texts"] == len(one.texts())
+    assert all(s.token_count <= 3 * largest for s in again.segments)
+    assert 1 < len(again.segments) < len(many.segments)

@@ -40,9 +40,12 @@ def inputs(tmp_path_factory) -> Path:
     return root
 
 
-# Fields that say when or by which run, not what, left out of the comparison: times, and the
-# ledger's tree head and proofs (event hashes commit to event times).
+# Fields that say when or by which run, not what, left out of the comparison: times; the
+# ledger's tree head and proofs (event hashes commit to event times); and event numbers (ingest
+# also commits a batch when FLUSH_SECONDS pass, so how many batch events precede one depends on
+# timing; the copies and their ids do not).
 TIMES = {
+    "seq",
     "time",
     "created",
     "issued",
@@ -93,7 +96,8 @@ def _run_everything(lib: Library, root: Path, inputs: Path, tokenizer: Path) -> 
     for f in sorted(corpus.iterdir()):
         if f.suffix in (".bin", ".idx", ".parquet"):
             out[f"corpus/{f.name}"] = f.read_bytes()
-    lib.guard_index("g", lists=["optouts"])
+    lib.guard_index("g", datasets=["pg@1", "press@1"])
+    out["guard segments"] = len(lib.guard("g").segments)
     quote = (EXAMPLES / "5200" / "5200.txt").read_text(encoding="utf-8")[20000:23000]
     out["guard"] = _timeless(lib.check(f"The model wrote: {quote} and then more.", "g"))
     deleted = lib.delete("takedown", dataset="b3@1")
@@ -104,7 +108,13 @@ def _run_everything(lib: Library, root: Path, inputs: Path, tokenizer: Path) -> 
     return out
 
 
-def test_local_and_ray_give_identical_results(tmp_path: Path, ray_engine, inputs: Path):
+def test_local_and_ray_give_identical_results(
+    tmp_path: Path, ray_engine, inputs: Path, monkeypatch
+):
+    from copytrail.guard import index as guard_index_module
+
+    # small segments, so the guard's segments are built by the engine's workers too
+    monkeypatch.setattr(guard_index_module, "SEGMENT_TEXT_BYTES", 400_000)
     runs = {}
     tokenizer = tmp_path / "tok.json"
     for name, engine in (("local", LocalEngine(2, inline_bytes=0)), ("ray", ray_engine)):
@@ -121,6 +131,7 @@ def test_local_and_ray_give_identical_results(tmp_path: Path, ray_engine, inputs
     assert local.keys() == on_ray.keys()
     assert any(k.endswith(".bin") for k in local) and local["audit/matches.jsonl"]
     assert local["guard"]["spans"], "the quote must be found for the comparison to mean much"
+    assert local["guard segments"] > 1
     for key in local:
         assert local[key] == on_ray[key], f"{key} differs between the local and the Ray engine"
 

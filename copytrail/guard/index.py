@@ -40,9 +40,33 @@ from copytrail.guard.segment import (
 
 FORMAT = 2  # 2: buckets.npy (boilerplate marks are optional: an older index has none)
 MANIFEST = "manifest.json"
-MAX_SEGMENTS = 8  # past this many, a refresh merges them all into one
+MAX_SEGMENTS = 8  # past this many, a refresh merges the smallest together (up to the bound)
 SMALL_TIER = 8  # segments under 1/8 of the largest are merged together
+# New texts go into segments of at most this much text, built in parallel by the executor: a
+# segment build holds its words, suffix array and vocabulary (about 16 bytes a text byte), so
+# this bounds its memory however large the scope. Merges never make a segment past
+# MERGE_TOKENS words (about the same size).
+SEGMENT_TEXT_BYTES = 256 << 20
+MERGE_TOKENS = 48_000_000
 TextReader = Callable[[list[str]], Iterable[IndexedText]]  # texts by SHA-256, in that order
+# Builds one segment per group of SHA-256s (reading the texts itself), yielding their folders.
+SegmentBuilder = Callable[[list[list[str]]], Iterable[Path]]
+
+
+def plan_segments(added: list[str], sizes: dict[str, int]) -> list[list[str]]:
+    """`added` (in order) cut into runs of at most SEGMENT_TEXT_BYTES of text each."""
+    groups: list[list[str]] = [[]]
+    total = 0
+    for sha in added:
+        size = sizes.get(sha, 0)
+        if groups[-1] and total + size > SEGMENT_TEXT_BYTES:
+            groups.append([])
+            total = 0
+        groups[-1].append(sha)
+        total += size
+    return [g for g in groups if g]
+
+
 Progress = Callable[[str, int, int | None], None]
 
 
@@ -186,12 +210,16 @@ def refresh(
     rebuild: bool = False,
     progress: Progress | None = None,
     boilerplate: BoilerplateMarking | None = None,
+    build_segments: SegmentBuilder | None = None,
+    sizes: dict[str, int] | None = None,
 ) -> RefreshResult:
     """Make the index at `path` hold exactly the texts in `wanted` (SHA-256s).
 
     New texts come from `read_texts`, asked for in SHA-256 order so the same library state always
-    gives the same segment.
+    gives the same segments. With their `sizes` known, new texts are cut into segments of at most
+    SEGMENT_TEXT_BYTES, which `build_segments` builds (in parallel) when there are several.
     """
+    sizes = sizes or {}
     wanted = set(wanted)
     t0 = time.perf_counter()
     with _locked(path):
@@ -215,12 +243,15 @@ def refresh(
             keep = set(seg.doc_shas) - gone
             if keep:
                 segments.append(Segment.load(build_segment(path, segment_texts(seg, keep))))
-        if added:
-            segments.append(Segment.load(build_segment(path, read_texts(added), progress)))
+        groups = plan_segments(added, sizes) if added else []
+        if len(groups) > 1 and build_segments is not None:
+            segments.extend(Segment.load(p) for p in build_segments(groups))
+        else:
+            for group in groups:
+                segments.append(Segment.load(build_segment(path, read_texts(group), progress)))
         merged = False
         if len(segments) > MAX_SEGMENTS:
-            segments = [_merge(path, segments)]
-            merged = True
+            segments, merged = _merge_smallest(path, segments)
         else:
             # Every segment costs each check a search, however small it is: segments under
             # 1/SMALL_TIER of the largest are kept merged into one (rewriting only them).
@@ -260,6 +291,20 @@ def _manifest_or_empty(path: Path) -> dict[str, Any]:
         return read_manifest(path) if (path / MANIFEST).exists() else {}
     except InvalidInput:
         return {}
+
+
+def _merge_smallest(path: Path, segments: list[Segment]) -> tuple[list[Segment], bool]:
+    """Fewer segments: the smallest are merged together while the merged one stays within
+    MERGE_TOKENS (segments past it stay as they are, so memory stays bounded)."""
+    by_size = sorted(segments, key=lambda s: s.token_count)
+    take: list[Segment] = []
+    for seg in by_size:
+        if take and sum(s.token_count for s in take) + seg.token_count > MERGE_TOKENS:
+            break
+        take.append(seg)
+    if len(take) < 2:
+        return segments, False
+    return [s for s in segments if s not in take] + [_merge(path, take)], True
 
 
 def _merge(path: Path, segments: list[Segment]) -> Segment:

@@ -7,6 +7,7 @@ import hashlib
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ from copytrail.guard.index import (
     read_manifest,
     refresh,
 )
-from copytrail.guard.segment import IndexedText
+from copytrail.guard.segment import IndexedText, build_segment
 from copytrail.ledger.db import read_connection
 from copytrail.ledger.events import append_event
 from copytrail.store.blobs import BlobStore
@@ -139,10 +140,29 @@ def build(
                 progress("reading texts", wanted[t.sha256], total)
             yield t
 
+    def build_segments(groups: list[list[str]]) -> Iterator[Path]:
+        # Each worker reads its texts and builds one bounded segment in the index folder.
+        job = SegmentJob(ctx.store, str(path))
+        total = sum(wanted[s] for g in groups for s in g)
+        if progress:
+            progress("building segments", 0, len(groups))
+        for name in ctx.executor.map(_segment_task, groups, job, total, ordered=True):
+            if progress:
+                progress("building segments", 1, len(groups))
+            yield path / name
+
     known = boilerplate_set(ctx)
     marking = BoilerplateMarking(known.hashes, known.sha256, boilerplate_k, max_texts)
     result = refresh(
-        path, scope, wanted, read_texts, rebuild=rebuild, progress=progress, boilerplate=marking
+        path,
+        scope,
+        wanted,
+        read_texts,
+        rebuild=rebuild,
+        progress=progress,
+        boilerplate=marking,
+        build_segments=build_segments,
+        sizes=wanted,
     )
     index = GuardIndex.open(path)
     stats = index.stats()
@@ -177,6 +197,24 @@ def build(
 
 def _index_task(store: BlobStore, sha: str) -> IndexedText:
     return index_text(sha, store.get(sha).decode("utf-8"))
+
+
+@dataclass(frozen=True)
+class SegmentJob:
+    """What a worker building a segment needs: the store to read texts, the index folder."""
+
+    store: BlobStore
+    path: str
+
+    @property
+    def shareable_across_processes(self) -> bool:
+        return self.store.shareable_across_processes
+
+
+def _segment_task(job: SegmentJob, shas: list[str]) -> str:
+    """Read, tokenise and index a group of texts as one segment; its folder's name."""
+    texts = (_index_task(job.store, sha) for sha in shas)
+    return build_segment(Path(job.path), texts).name
 
 
 def list_guards(ctx: Context) -> list[dict[str, Any]]:
