@@ -59,10 +59,6 @@ class BlobCheck:
     store: BlobStore
     quick: bool = False
 
-    @property
-    def shareable_across_processes(self) -> bool:
-        return self.store.shareable_across_processes
-
 
 def check_blobs(
     job: BlobCheck, items: list[tuple[str, str]]

@@ -67,10 +67,6 @@ class FilterContext:
     store: Any  # the library's BlobStore (build reads blobs only through it)
     filters: Any
 
-    @property
-    def shareable_across_processes(self) -> bool:
-        return self.store.shareable_across_processes
-
 
 def _encode_batches(
     rows: list[dict[str, Any]], size_of: dict[str, int]
@@ -96,20 +92,17 @@ class EncodeContext:
 
     store: Any
     tokenizer_json: str
-
-    @property
-    def shareable_across_processes(self) -> bool:
-        return self.store.shareable_across_processes
+    tokenizer_sha256: str  # names the tokenizer in each worker's cache
 
 
-_tokenizers: dict[str, Any] = {}  # per worker process: tokenizer JSON digest -> tokenizer
+_tokenizers: dict[str, Any] = {}  # per worker process: tokenizer digest -> tokenizer
 
 
 def encode_task(ectx: EncodeContext, shas: list[str]) -> list[np.ndarray]:
     """Token ids of a batch of texts."""
     from tokenizers import Tokenizer
 
-    key = hashlib.sha256(ectx.tokenizer_json.encode()).hexdigest()
+    key = ectx.tokenizer_sha256
     if key not in _tokenizers:
         _tokenizers.clear()
         _tokenizers[key] = Tokenizer.from_str(ectx.tokenizer_json)
@@ -262,7 +255,7 @@ def build_corpus(ctx: Context, name: str, policy_path: str | os.PathLike) -> dic
     # and policy give the same shards whichever engine ran the batches.
     batches = list(_encode_batches(included, size_of))
     tasks = [[r["text_sha256"] for r in b] for b in batches]
-    encoder = EncodeContext(ctx.store, tok.to_str())
+    encoder = EncodeContext(ctx.store, tok.to_str(), tok_sha)
     text_bytes = sum(size_of[r["text_sha256"]] for r in included)
     encoded_batches = ctx.executor.map(encode_task, tasks, encoder, text_bytes, ordered=True)
     for batch, encoded in zip(batches, encoded_batches, strict=True):

@@ -24,6 +24,7 @@ class Executor(Protocol):
     """Runs `fn(context, task)` over tasks; results come back as they finish (unordered)."""
 
     workers: int
+    inline_bytes: int  # below this much input, tasks run in the calling process
 
     def map(
         self,
@@ -40,14 +41,24 @@ class Executor(Protocol):
         ...
 
 
-def runs_inline(workers: int, context: Any, work_bytes: int | None, inline_bytes: int) -> bool:
-    """The one rule for when an executor should not hand tasks to other processes: one worker,
-    a context that lives in this process only (a memory:// store), or too little work."""
-    if workers <= 1:
+def runs_inline(executor: Executor, context: Any, work_bytes: int | None) -> bool:
+    """The one rule for when an executor should not hand tasks to other processes: a context
+    that lives in this process only (a memory:// store), too little work, or one worker. The
+    worker count is asked last: a cluster engine learns it by joining its cluster."""
+    if not shareable(context):
         return True
-    if not getattr(context, "shareable_across_processes", True):
+    if work_bytes is not None and work_bytes < executor.inline_bytes:
         return True
-    return work_bytes is not None and work_bytes < inline_bytes
+    return executor.workers <= 1
+
+
+def shareable(context: Any) -> bool:
+    """Whether workers in other processes may get `context`: as it says, else as the blob store
+    it holds says (a store in fsspec's memory:// exists in this process only)."""
+    own = getattr(context, "shareable_across_processes", None)
+    if own is not None:
+        return bool(own)
+    return bool(getattr(getattr(context, "store", None), "shareable_across_processes", True))
 
 
 def windowed(

@@ -84,7 +84,7 @@ class LocalEngine:
         work_bytes: int | None = None,
         ordered: bool = False,
     ) -> Iterator[R]:
-        if runs_inline(self.workers, context, work_bytes, self.inline_bytes):
+        if runs_inline(self, context, work_bytes):
             yield from map_inline(fn, tasks, context)
             return
         # spawn, not fork: the parent holds database connections and a progress thread.

@@ -128,9 +128,8 @@ class RayEngine:
         work_bytes: int | None = None,
         ordered: bool = False,
     ) -> Iterator[R]:
-        small = work_bytes is not None and work_bytes < self.inline_bytes
-        if small or runs_inline(self.workers, context, work_bytes, self.inline_bytes):
-            yield from map_inline(fn, tasks, context)  # (small work never starts the cluster)
+        if runs_inline(self, context, work_bytes):  # small work never starts the cluster
+            yield from map_inline(fn, tasks, context)
             return
         self._connect()
         import ray

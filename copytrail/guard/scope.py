@@ -206,10 +206,6 @@ class SegmentJob:
     store: BlobStore
     path: str
 
-    @property
-    def shareable_across_processes(self) -> bool:
-        return self.store.shareable_across_processes
-
 
 def _segment_task(job: SegmentJob, shas: list[str]) -> str:
     """Read, tokenise and index a group of texts as one segment; its folder's name."""

@@ -28,10 +28,6 @@ class IngestContext:
     store: BlobStore
     limits: Limits
 
-    @property
-    def shareable_across_processes(self) -> bool:
-        return self.store.shareable_across_processes
-
 
 def run_task(ctx: IngestContext, task: dict[str, Any]) -> tuple[list[CopyRecord], int]:
     """(copy records, bytes of input this task accounts for). The task's blobs go to one pack,
