@@ -19,6 +19,14 @@ SHARED = Path(
 )
 
 
+@pytest.fixture(scope="session", autouse=True)
+def compiled_kernels() -> None:
+    """Fingerprint kernels compiled before any test runs, so no test's deadline pays for it."""
+    from copytrail.fingerprint import kernels
+
+    kernels.warm()
+
+
 @pytest.fixture(scope="session")
 def corpus() -> Path:
     """The shared Gutenberg corpus; tests that need it skip with a reason where it is absent."""

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import zlib
+
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from copytrail.fingerprint import hashing
+from copytrail.fingerprint import hashing, kernels, normalize
 from copytrail.fingerprint.normalize import tokens, words
 
 TEXT = st.text(alphabet="aZé C_dß-9 .,\n\t'’Œ\r", max_size=80)
@@ -93,3 +95,94 @@ def test_a_batch_of_texts_too_short_to_winnow_stays_readable(lib):
     got = db.execute("SELECT count(DISTINCT text_sha256) FROM winnow").fetchone()[0]
     assert got == 1
     assert db.execute("SELECT count(*) FROM texts").fetchone()[0] == 2
+
+
+# ---- compiled kernels: the hashes are persisted, so they must equal the reference exactly -----
+
+ANY_TEXT = st.text(max_size=120)  # any code point, lone surrogates included
+
+
+PUNCTUATED = st.text(
+    alphabet=st.sampled_from(list("aZé C-9 .\n’Œ\u0301") + kernels.SEPARATORS), max_size=60
+)
+
+
+@settings(max_examples=400)
+@given(st.one_of(TEXT, ANY_TEXT, PUNCTUATED))
+def test_joined_words_are_the_words_joined_by_spaces(text):
+    expected = b" ".join(words(text))
+    assert normalize.joined_words(text) == expected
+    # The same from the stored bytes, invalid UTF-8 read as U+FFFD as a str would have it.
+    stored = text.encode("utf-8", errors="surrogatepass")
+    assert normalize.joined_words(stored) == b" ".join(
+        words(stored.decode("utf-8", errors="replace"))
+    )
+
+
+def test_the_separators_the_kernel_skips_fold_to_no_word():
+    for c in kernels.SEPARATORS:
+        assert normalize._NON_WORD.sub("", normalize._fold(c)) == "", hex(ord(c))
+        assert words(f"a{c}b") == [b"a", b"b"] and normalize.joined_words(f"a{c}b") == b"a b"
+
+
+def test_joined_words_join_hyphenated_line_ends_like_the_regex():
+    for text in [
+        "won-\n  derful",
+        "won- \r\n\tder",
+        "a-\n-\nb",
+        "a-\nb-\nc",
+        "-\nx",
+        "x-\n",
+        "é-\nb",
+    ]:
+        assert normalize.joined_words(text) == b" ".join(words(text)), text
+
+
+def test_word_ids_are_the_two_crc32s_pinned():
+    ws = [b"the", "träume".encode(), b"wonderful"]
+    assert [hex(x) for x in hashing.word_ids(ws)] == [
+        "0xb08acf573c456de6",
+        "0xc7f2152810acb153",
+        "0xe46ee5bbf91ef529",
+    ]
+    six = [b"it", b"was", b"the", b"best", b"of", b"times"]
+    assert hex(int(hashing.kgram_hashes(hashing.word_ids(six), 5)[0])) == "0x7d697b26b7f2fcab"
+
+
+@settings(max_examples=200)
+@given(st.lists(st.binary(max_size=12).filter(lambda w: b" " not in w), max_size=40))
+def test_word_ids_kernel_equals_zlib(ws):
+    expected = [zlib.crc32(w) | (zlib.crc32(w, 0x9E3779B9) << 32) for w in ws]
+    assert hashing.word_ids(ws).tolist() == expected
+
+
+def test_word_ids_of_words_holding_spaces_fall_back_to_one_by_one():
+    ws = [b"a b", b"c"]
+    assert hashing.word_ids(ws).tolist() == [
+        zlib.crc32(w) | (zlib.crc32(w, 0x9E3779B9) << 32) for w in ws
+    ]
+
+
+@settings(max_examples=200)
+@given(
+    st.lists(st.integers(0, 2**64 - 1), max_size=80),
+    st.integers(1, 12),
+)
+def test_kgram_and_winnow_kernels_equal_the_numpy_reference(values, k):
+    ids = np.array(values, dtype=np.uint64)
+    got = hashing.kgram_hashes(ids, k)
+    assert got.tolist() == hashing.kgram_hashes_numpy(ids, k).tolist()
+    for w in (1, 2, k, 30):
+        a, b = hashing.winnow(got, w), hashing.winnow_numpy(got, w)
+        assert a[0].tolist() == b[0].tolist() and a[1].tolist() == b[1].tolist()
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.one_of(TEXT, ANY_TEXT))
+def test_fingerprint_of_joined_words_equals_fingerprint_of_words(text):
+    a = hashing.fingerprint_joined(normalize.joined_words(text))
+    b = hashing.fingerprint_words(words(text))
+    assert (a.words, a.norm_sha256) == (b.words, b.norm_sha256)
+    assert a.shingles.tolist() == b.shingles.tolist()
+    assert a.winnow_hashes.tolist() == b.winnow_hashes.tolist()
+    assert a.winnow_pos.tolist() == b.winnow_pos.tolist()

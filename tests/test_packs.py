@@ -35,9 +35,7 @@ def _all_plain_bytes(root: Path) -> bytes:
         out.append(raw)
         with contextlib.suppress(zstandard.ZstdError):
             out.append(
-                zstandard.ZstdDecompressor()
-                .stream_reader(raw, read_across_frames=True)
-                .readall()
+                zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True).readall()
             )
     return b"\n".join(out)
 
@@ -66,11 +64,34 @@ def test_packed_blobs_are_few_files_and_read_back(tmp_path: Path):
     assert fresh.files() == 2
 
 
+def test_read_order_follows_the_packs_and_puts_loose_blobs_last(tmp_path: Path):
+    store = BlobStore(str(tmp_path / "blobs"))
+    first = [f"first pack {i} ".encode() * 200 for i in range(300)]
+    second = [f"second pack {i} ".encode() * 200 for i in range(300)]
+    for batch in (first, second):
+        with store.packing():
+            for b in batch:
+                store.put(b)
+    loose = [b"a loose blob", b"another loose blob"]
+    for b in loose:
+        store.put(b)
+    names = [_sha(b) for b in first + second + loose] + ["0" * 64]  # and one the store lacks
+    shuffled = sorted(names)
+    ordered = BlobStore(str(tmp_path / "blobs")).read_order(shuffled)
+    assert sorted(ordered) == shuffled
+    assert set(ordered[-3:]) == {_sha(b) for b in loose} | {"0" * 64}
+    # Each pack's blobs come together, in the order they were written (block by block).
+    packed = ordered[:-3]
+    by_pack = [packed[:300], packed[300:]]
+    assert {tuple(by_pack[0]), tuple(by_pack[1])} == {
+        tuple(_sha(b) for b in first),
+        tuple(_sha(b) for b in second),
+    }
+
+
 def test_a_digest_ending_in_zero_bytes_is_found(tmp_path: Path):
     # numpy's fixed-width bytes drop trailing NULs; the index must not lose such digests.
-    data = next(
-        d for i in range(100_000) if (d := f"blob {i}".encode()) and _sha(d).endswith("00")
-    )
+    data = next(d for i in range(100_000) if (d := f"blob {i}".encode()) and _sha(d).endswith("00"))
     store = BlobStore(str(tmp_path / "blobs"))
     with store.packing():
         store.put(data)
@@ -89,9 +110,14 @@ def test_derived_text_is_not_stored_and_reads_back(tmp_path: Path):
     assert store.get(_sha(text.encode())) == text.encode()
     assert store.check(_sha(text.encode())) is None
     # not stored again: the text is only where the record has it (in two fields)
-    raw = zstandard.ZstdDecompressor().stream_reader(
-        next((tmp_path / "blobs" / "packs").glob("*.pack")).read_bytes(), read_across_frames=True
-    ).readall()
+    raw = (
+        zstandard.ZstdDecompressor()
+        .stream_reader(
+            next((tmp_path / "blobs" / "packs").glob("*.pack")).read_bytes(),
+            read_across_frames=True,
+        )
+        .readall()
+    )
     assert raw.count(b"worst of times") == 80
     # outside a pack there is nothing to derive from
     assert not store.put_derived(_sha(b"x"), _sha(original), "text")

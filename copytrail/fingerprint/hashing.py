@@ -1,6 +1,7 @@
 """Hashes over normalised words, vectorised with numpy.
 
 - word ids: two CRC32s of the word's bytes (stable across processes, unlike hash()).
+- the per-byte and per-word loops are compiled (`kernels`); numpy references stay for tests.
 - k-gram hashes: a polynomial over k consecutive word ids, then a 64-bit finaliser.
 - winnowing (Schleimer, Wilkerson, Aiken 2003, the MOSS method): the minimum hash of every window
   of w consecutive k-grams. Any run of w + k - 1 shared words yields at least one shared hash.
@@ -12,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import zlib
 from dataclasses import dataclass
+from types import ModuleType
 
 import numpy as np
 
@@ -28,21 +30,49 @@ _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
 
 
-_IDS: dict[bytes, int] = {}  # vocabulary cache shared by the documents a process handles
+SECOND_SEED = 0x9E3779B9  # the second CRC's starting value: two CRCs make a 64-bit word id
+
+
+def _kernels() -> ModuleType:
+    # Imported on first use: loading numba would cost every CLI start about 0.2 s.
+    from copytrail.fingerprint import kernels
+
+    return kernels
+
+
+_IDS: dict[bytes, int] = {}  # vocabulary cache of the fallback path
 _IDS_MAX = 2_000_000
 
 
 def word_ids(ws: list[bytes]) -> np.ndarray:
+    """One 64-bit id per word: crc32(w) | crc32(w, 0x9E3779B9) << 32."""
+    if not ws:
+        return np.zeros(0, dtype=np.uint64)
+    ids = joined_word_ids(b" ".join(ws))
+    if len(ids) == len(ws):
+        return ids
+    return _word_ids_one_by_one(ws)  # a word holding a space (never from `words`)
+
+
+def joined_word_ids(joined: bytes) -> np.ndarray:
+    """Word ids of words joined by single spaces, in one compiled pass over the bytes."""
+    if not joined:
+        return np.zeros(0, dtype=np.uint64)
+    k = _kernels()
+    return k.joined_word_ids(np.frombuffer(joined, np.uint8), k.CRC32, np.uint32(SECOND_SEED))
+
+
+def _word_ids_one_by_one(ws: list[bytes]) -> np.ndarray:
     table = _IDS
     if len(table) > _IDS_MAX:
         table.clear()
     ids = list(map(table.get, ws))
-    if None in ids:  # words this process has not met yet (the common case is none)
+    if None in ids:
         for i, (w, v) in enumerate(zip(ws, ids, strict=True)):
             if v is None:
                 v = table.get(w)
                 if v is None:
-                    v = table[w] = zlib.crc32(w) | (zlib.crc32(w, 0x9E3779B9) << 32)
+                    v = table[w] = zlib.crc32(w) | (zlib.crc32(w, SECOND_SEED) << 32)
                 ids[i] = v
     return np.array(ids, dtype=np.uint64)
 
@@ -57,6 +87,13 @@ def _mix(h: np.ndarray) -> np.ndarray:
 
 
 def kgram_hashes(ids: np.ndarray, k: int) -> np.ndarray:
+    """splitmix64(polynomial over k consecutive ids) at every word position."""
+    return _kernels().kgram_hashes(np.ascontiguousarray(ids, dtype=np.uint64), k)
+
+
+def kgram_hashes_numpy(ids: np.ndarray, k: int) -> np.ndarray:
+    """The same as `kgram_hashes` with numpy operations: the reference the kernel is tested
+    against (the hashes are persisted, so the two must never differ)."""
     n = len(ids) - k + 1
     if n <= 0:
         return np.zeros(0, dtype=np.uint64)
@@ -82,9 +119,20 @@ def _sliding(x: np.ndarray, w: int, fn: np.ufunc, pad: np.uint64) -> np.ndarray:
 def winnow(h: np.ndarray, w: int) -> tuple[np.ndarray, np.ndarray]:
     """(selected hashes, their k-gram positions). Short texts keep their single minimum.
 
-    A position is selected when it holds the minimum of some window containing it, i.e. when
-    its hash is <= the largest of the minima of the windows that contain it.
+    A position is selected when it holds the minimum of some window containing it.
     """
+    if len(h) == 0:
+        return h, np.zeros(0, dtype=np.uint32)
+    if len(h) <= w:
+        i = int(np.argmin(h))
+        return h[i : i + 1], np.array([i], dtype=np.uint32)
+    pos = _kernels().winnow_positions(np.ascontiguousarray(h, dtype=np.uint64), w)
+    return h[pos], pos.astype(np.uint32)
+
+
+def winnow_numpy(h: np.ndarray, w: int) -> tuple[np.ndarray, np.ndarray]:
+    """The same as `winnow` with numpy operations (the tests' reference): a position is
+    selected when its hash is <= the largest of the minima of the windows that contain it."""
     if len(h) == 0:
         return h, np.zeros(0, dtype=np.uint32)
     if len(h) <= w:
@@ -109,13 +157,21 @@ class TextFingerprint:
 
 
 def fingerprint_words(ws: list[bytes]) -> TextFingerprint:
-    ids = word_ids(ws)
+    """Fingerprint of a text given as its normalised words (`normalize.words`)."""
+    return fingerprint_joined(b" ".join(ws), word_ids(ws))
+
+
+def fingerprint_joined(joined: bytes, ids: np.ndarray | None = None) -> TextFingerprint:
+    """Fingerprint of a text given as its normalised words joined by single spaces
+    (`normalize.joined_words`); `ids`, when the caller has them, are its word ids."""
+    if ids is None:
+        ids = joined_word_ids(joined)
     wh, wp = winnow(kgram_hashes(ids, WINNOW_K), WINNOW_W)
     return TextFingerprint(
-        words=len(ws),
-        norm_sha256=hashlib.sha256(b" ".join(ws)).hexdigest(),
+        words=len(ids),
+        norm_sha256=hashlib.sha256(joined).hexdigest(),
         # Duplicates do not change a minimum, so the shingle hashes need no de-duplication.
-        shingles=kgram_hashes(ids, SHINGLE_WORDS) if len(ws) >= SHINGLE_WORDS else ids,
+        shingles=kgram_hashes(ids, SHINGLE_WORDS) if len(ids) >= SHINGLE_WORDS else ids,
         winnow_hashes=wh,
         winnow_pos=wp,
     )

@@ -26,6 +26,8 @@ _BYTE_TABLE = bytes(
     else 32
     for c in range(256)
 )
+_BYTE_TABLE_ARRAY = np.frombuffer(_BYTE_TABLE, np.uint8)
+_IDENTITY_ARRAY = np.arange(256, dtype=np.uint8)
 _TOKEN = re.compile(r"[^\W_]+(?:-[ \t]*\r?\n[ \t]*[^\W_]+)*")
 
 
@@ -81,6 +83,50 @@ def words(text: str) -> list[bytes]:
         prev = i + 1
     out.extend(parts[prev:])
     return out
+
+
+def joined_words(text: str | bytes) -> bytes:
+    """`b" ".join(words(text))`, what fingerprints hash, made without a list of words: one
+    compiled pass maps and collapses the bytes, then only the runs still holding non-ASCII
+    bytes are folded (once per distinct run, as in `words`) and spliced in. `text` may be the
+    stored UTF-8 bytes of a text (invalid bytes read as U+FFFD, as `str` would give them)."""
+    from copytrail.fingerprint import kernels  # numba loads when fingerprinting starts
+
+    if isinstance(text, str):
+        b = text.encode("utf-8", errors="replace")
+    elif text.isascii():
+        b = text
+    else:
+        try:
+            text.decode("utf-8")
+            b = text
+        except UnicodeDecodeError:
+            b = text.decode("utf-8", errors="replace").encode("utf-8", errors="replace")
+    buf = kernels.translate_collapse(np.frombuffer(b, np.uint8), _BYTE_TABLE_ARRAY, True)
+    data = buf.tobytes()
+    if data.isascii():
+        return data
+    starts, ends = kernels.high_runs(buf)
+    folded = _FOLDED_JOINED
+    if len(folded) > 1_000_000:
+        folded.clear()
+    pieces = []
+    prev = 0
+    for s, e in zip(starts.tolist(), ends.tolist(), strict=True):
+        pieces.append(data[prev:s])
+        run = data[s:e]
+        got = folded.get(run)
+        if got is None:
+            got = folded[run] = b" ".join(_folded_parts(run))
+        pieces.append(got)
+        prev = e
+    pieces.append(data[prev:])
+    # A run that folds to no word leaves two spaces (or one at an end): collapse again.
+    spliced = np.frombuffer(b"".join(pieces), np.uint8)
+    return kernels.translate_collapse(spliced, _IDENTITY_ARRAY, False).tobytes()
+
+
+_FOLDED_JOINED: dict[bytes, bytes] = {}
 
 
 def tokens(text: str) -> tuple[list[str], list[int], list[int]]:

@@ -27,7 +27,7 @@ from copytrail.catalog.schema import fingerprints
 from copytrail.context import Context
 from copytrail.engine.base import Executor
 from copytrail.fingerprint import hashing
-from copytrail.fingerprint.normalize import words
+from copytrail.fingerprint.normalize import joined_words
 from copytrail.ledger.db import write_transaction
 from copytrail.store.blobs import BlobStore
 
@@ -39,8 +39,7 @@ def fingerprint_texts(store: BlobStore, task: list[str]) -> list[dict[str, Any]]
     """Worker: fingerprint the texts named by their SHA-256."""
     fps = []
     for sha in task:
-        text = store.get(sha).decode("utf-8", errors="replace")
-        fps.append((sha, hashing.fingerprint_words(words(text))))
+        fps.append((sha, hashing.fingerprint_joined(joined_words(store.get(sha)))))
     sigs = hashing.minhash_matrix([f.shingles for _, f in fps])
     bands = hashing.band_keys(sigs)
     return [
@@ -79,7 +78,8 @@ class FingerprintStore:
     ) -> int:
         """Fingerprint every text not yet done. Returns how many were computed. `text_bytes`,
         the size of the texts when the caller knows it, lets the executor keep small work inline."""
-        todo = self.missing(shas)
+        # In the order the store holds them: a task's texts then share compressed blocks.
+        todo = self.blobs.read_order(self.missing(shas))
         if not todo:
             return 0
         self.root.mkdir(parents=True, exist_ok=True)
@@ -105,20 +105,19 @@ class FingerprintStore:
     def _write_batch(self, rows: list[dict[str, Any]]) -> None:
         batch = uuid.uuid4().hex
         n = len(rows)
+        shas = pa.array([r["sha"] for r in rows], pa.string())
         texts = pa.table(
             {
-                "text_sha256": pa.array([r["sha"] for r in rows], pa.string()),
+                "text_sha256": shas,
                 "words": pa.array([r["words"] for r in rows], pa.int64()),
                 "norm_sha256": pa.array([r["norm"] for r in rows], pa.string()),
                 "minhash": pa.array([r["sig"] for r in rows], pa.binary(hashing.NUM_PERM * 4)),
             }
         )
+        # Each text's digest repeated once per row of it, by one take (no Python string per row).
         bands = pa.table(
             {
-                "text_sha256": pa.array(
-                    np.repeat(np.array([r["sha"] for r in rows], dtype=object), hashing.LSH_BANDS),
-                    pa.string(),
-                ),
+                "text_sha256": shas.take(np.repeat(np.arange(n), hashing.LSH_BANDS)),
                 "band": np.tile(np.arange(hashing.LSH_BANDS, dtype=np.int16), n),
                 "key": np.concatenate([r["bands"] for r in rows]),
             }
@@ -128,9 +127,7 @@ class FingerprintStore:
             {
                 # Typed: a batch of texts too short to winnow must not write a NULL-typed column,
                 # which DuckDB then cannot read together with the other batches.
-                "text_sha256": pa.array(
-                    np.repeat(np.array([r["sha"] for r in rows], dtype=object), counts), pa.string()
-                ),
+                "text_sha256": shas.take(np.repeat(np.arange(n), counts)),
                 "h": np.concatenate([r["wh"] for r in rows]) if rows else np.zeros(0, np.uint64),
                 "pos": np.concatenate([r["wp"] for r in rows]) if rows else np.zeros(0, np.uint32),
             }

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
 import fsspec
+import numpy as np
 import zstandard
 
 from copytrail.store import packs
@@ -145,6 +146,26 @@ class BlobStore:
             )
         return out
 
+    def read_order(self, shas: list[str]) -> list[str]:
+        """`shas` in the order their bytes lie in the packs (pack, then block), loose blobs last:
+        readers that take them in this order decompress each block once, not once per blob."""
+        index = self._pack_index()
+        if not shas or not len(index.shas):
+            return list(shas)
+        keys = np.array([bytes.fromhex(s) for s in shas], dtype="S32")
+        rows = np.minimum(np.searchsorted(index.shas, keys), len(index.shas) - 1)
+        packed = index.shas[rows] == keys
+        entries = index.entries[rows]
+        order = np.lexsort(
+            (
+                entries["inner"],
+                entries["block_off"],
+                index.packs[rows],
+                ~packed,  # primary key: packed ones (False) before loose ones
+            )
+        )
+        return [shas[i] for i in order.tolist()]
+
     def files(self) -> int:
         """Files the store keeps (loose blobs, packs and their indexes)."""
         if not self.fs.exists(self.root):
@@ -206,9 +227,10 @@ class BlobStore:
         return digest, True
 
     def get(self, sha256: str) -> bytes:
-        if self._pack_rows(sha256, refresh=False):  # no round trip for a loose file first
+        rows = self._pack_rows(sha256, refresh=False)
+        if rows:  # no round trip for a loose file first
             try:
-                return self._get_packed(sha256)
+                return self._get_packed(sha256, rows)
             except FileNotFoundError:  # its pack was retired since: a loose copy may remain
                 pass
         try:
@@ -218,8 +240,8 @@ class BlobStore:
             pass
         return self._get_packed(sha256)
 
-    def _get_packed(self, sha256: str) -> bytes:
-        rows = self._pack_rows(sha256)
+    def _get_packed(self, sha256: str, rows: list[int] | None = None) -> bytes:
+        rows = rows or self._pack_rows(sha256)
         if not rows:
             raise FileNotFoundError(f"blob {sha256} is not in the store")
         index = self._pack_index()

@@ -411,8 +411,15 @@ def rewrite_pack(
         sha = sha_bytes(e["sha"])
         if sha in drop:
             continue
-        loc = Location(name, int(e["kind"]), None, int(e["inner"]), int(e["block_off"]),
-                       int(e["block_len"]), int(e["size"]))
+        loc = Location(
+            name,
+            int(e["kind"]),
+            None,
+            int(e["inner"]),
+            int(e["block_off"]),
+            int(e["block_len"]),
+            int(e["size"]),
+        )
         if e["kind"] == STORED:
             writer.add(sha, reader.read(loc))
         else:
