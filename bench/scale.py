@@ -126,11 +126,17 @@ def _json_of(stage: dict) -> dict:
 
 
 def stage_fingerprint(lib_path: str) -> None:
+    from sqlalchemy import text
+
     from copytrail import Library
     from copytrail.engine import make_executor
 
     lib = Library.open(lib_path, executor=make_executor(os.environ.get("COPYTRAIL_ENGINE")))
-    shas = {c["text_sha256"] for c in lib.copies() if c["text_sha256"]}
+    # The texts as the audit takes them (one query of digests): what is measured is
+    # fingerprinting, not listing a million copies as dictionaries.
+    with lib.ctx.db.connect() as conn:
+        shas = set(conn.execute(text(
+            "SELECT DISTINCT text_sha256 FROM copies WHERE text_sha256 IS NOT NULL")).scalars())
     t0 = time.perf_counter()
     lib.fingerprints.ensure(shas)
     print(json.dumps({"texts": len(shas), "seconds": round(time.perf_counter() - t0, 2)}))

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import zlib
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from copytrail.errors import InvalidInput
 from copytrail.fingerprint import hashing, kernels, normalize
 from copytrail.fingerprint.normalize import tokens, words
+from copytrail.fingerprint.store import fingerprint_store
 
 TEXT = st.text(alphabet="aZé C_dß-9 .,\n\t'’Œ\r", max_size=80)
 
@@ -186,3 +190,17 @@ def test_fingerprint_of_joined_words_equals_fingerprint_of_words(text):
     assert a.shingles.tolist() == b.shingles.tolist()
     assert a.winnow_hashes.tolist() == b.winnow_hashes.tolist()
     assert a.winnow_pos.tolist() == b.winnow_pos.tolist()
+
+
+def test_fingerprint_joins_are_bounded_in_memory_and_leave_no_spill_folder(lib, monkeypatch):
+    fps = fingerprint_store(lib.ctx)
+    monkeypatch.setenv("COPYTRAIL_JOIN_MEMORY", "700MB")
+    with fps.joins() as db:
+        limit = db.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+        spill = db.execute("SELECT current_setting('temp_directory')").fetchone()[0]
+        assert os.path.isdir(spill)
+    assert limit.replace(" ", "").upper() in {"700.0MB", "667.5MIB", "700MB"}, limit
+    assert not os.path.exists(spill)
+    monkeypatch.setenv("COPYTRAIL_JOIN_MEMORY", "lots; DROP TABLE x")
+    with pytest.raises(InvalidInput, match="COPYTRAIL_JOIN_MEMORY"), fps.joins():
+        pass

@@ -170,8 +170,6 @@ class Auditor:
 
     # content ----------------------------------------------------------------------------------
     def match_content(self, conn: Any) -> None:
-        import duckdb
-
         q = self._scope_filter(
             select(copies.c.id, copies.c.text_sha256, copies.c.text_size).where(
                 and_(copies.c.status == "ok", copies.c.text_sha256.is_not(None))
@@ -192,81 +190,84 @@ class Auditor:
             text_bytes=sum(size_of.values()),
         )
         self.stats["texts_fingerprinted_now"] = computed
-        db = duckdb.connect()
-        registry = fps.attach(db)
-        db.register(
-            "scope_arrow",
-            pa.table({"copy_id": [r[0] for r in scope], "text_sha256": [r[1] for r in scope]}),
-        )
-        db.register(
-            "wt_arrow",
-            pa.table(
-                {"work_pk": [p for p, _ in work_texts], "text_sha256": [s for _, s in work_texts]}
-            ),
-        )
-        db.execute("CREATE TABLE scope_texts AS SELECT DISTINCT text_sha256 FROM scope_arrow")
-        db.execute("CREATE TABLE work_texts AS SELECT DISTINCT text_sha256 FROM wt_arrow")
-        db.register("df_arrow", pa.table({"text_sha256": df_texts}))
-        n_texts = len(registry)
-        lib_df = self.boilerplate_df or max(50, int(n_texts * 0.01))
-        known = boilerplate_set(self.ctx, self.boilerplate_files).hashes
-        db.register("known_arrow", pa.table({"h": known}))
-        # Not evidence of a work: known boilerplate, and passages several listed works share.
-        db.execute(f"""
-            CREATE TABLE not_distinctive AS
-            SELECT h FROM known_arrow
-            UNION
-            SELECT h FROM winnow SEMI JOIN df_arrow d ON d.text_sha256 = winnow.text_sha256
-            GROUP BY h HAVING count(DISTINCT text_sha256) > {WORK_DF_MAX}
-        """)
-        # Candidate pruning also skips hashes in very many library texts (unknown boilerplate);
-        # a book with that many copies is still found whole through exact and LSH candidates.
-        db.execute(f"""
-            CREATE TABLE boiler AS
-            SELECT h FROM not_distinctive
-            UNION
-            SELECT h FROM winnow GROUP BY h HAVING count(DISTINCT text_sha256) > {lib_df}
-        """)
-        db.execute("""
-            CREATE TABLE work_distinctive AS
-            SELECT w.text_sha256, w.h, w.pos FROM winnow w JOIN work_texts USING (text_sha256)
-            ANTI JOIN not_distinctive b ON b.h = w.h
-        """)
-        db.execute("""
-            CREATE TABLE work_hashes AS
-            SELECT w.* FROM work_distinctive w ANTI JOIN boiler b ON b.h = w.h
-        """)
-        pairs: dict[tuple[str, str], set[str]] = defaultdict(set)
-        for wt, ct in db.execute("""
-            SELECT DISTINCT tw.text_sha256, tc.text_sha256 FROM texts tw
-            JOIN work_texts USING (text_sha256)
-            JOIN texts tc ON tc.norm_sha256 = tw.norm_sha256
-            SEMI JOIN scope_texts s ON s.text_sha256 = tc.text_sha256
-        """).fetchall():
-            pairs[(wt, ct)].add("exact")
-        for wt, ct in db.execute("""
-            SELECT DISTINCT bw.text_sha256, bc.text_sha256 FROM bands bw
-            JOIN work_texts USING (text_sha256)
-            JOIN bands bc ON bc.band = bw.band AND bc.key = bw.key
-            SEMI JOIN scope_texts s ON s.text_sha256 = bc.text_sha256
-        """).fetchall():
-            pairs[(wt, ct)].add("lsh")
-        for wt, ct, _n in db.execute(f"""
-            SELECT wh.text_sha256, c.text_sha256, count(*) FROM work_hashes wh
-            JOIN winnow c ON c.h = wh.h
-            SEMI JOIN scope_texts s ON s.text_sha256 = c.text_sha256
-            GROUP BY 1, 2 HAVING count(*) >= {MIN_SHARED_HASHES}
-        """).fetchall():
-            pairs[(wt, ct)].add("shared")
-        distinctive: dict[str, list[int]] = defaultdict(list)
-        for sha, pos in db.execute("SELECT text_sha256, pos FROM work_distinctive").fetchall():
-            distinctive[sha].append(int(pos))
-        self.stats.update(
-            candidate_text_pairs=len(pairs),
-            boilerplate_hashes=db.execute("SELECT count(*) FROM boiler").fetchone()[0],
-            boilerplate_df=lib_df,
-        )
-        db.close()
+        # Out of core past the join memory bound (fps.joins), so a large library spills to disk.
+        with fps.joins() as db:
+            registry = fps.attach(db)
+            db.register(
+                "scope_arrow",
+                pa.table({"copy_id": [r[0] for r in scope], "text_sha256": [r[1] for r in scope]}),
+            )
+            db.register(
+                "wt_arrow",
+                pa.table(
+                    {
+                        "work_pk": [p for p, _ in work_texts],
+                        "text_sha256": [s for _, s in work_texts],
+                    }
+                ),
+            )
+            db.execute("CREATE TABLE scope_texts AS SELECT DISTINCT text_sha256 FROM scope_arrow")
+            db.execute("CREATE TABLE work_texts AS SELECT DISTINCT text_sha256 FROM wt_arrow")
+            db.register("df_arrow", pa.table({"text_sha256": df_texts}))
+            n_texts = len(registry)
+            lib_df = self.boilerplate_df or max(50, int(n_texts * 0.01))
+            known = boilerplate_set(self.ctx, self.boilerplate_files).hashes
+            db.register("known_arrow", pa.table({"h": known}))
+            # Not evidence of a work: known boilerplate, and passages several listed works share.
+            db.execute(f"""
+                CREATE TABLE not_distinctive AS
+                SELECT h FROM known_arrow
+                UNION
+                SELECT h FROM winnow SEMI JOIN df_arrow d ON d.text_sha256 = winnow.text_sha256
+                GROUP BY h HAVING count(DISTINCT text_sha256) > {WORK_DF_MAX}
+            """)
+            # Candidate pruning also skips hashes in very many library texts (unknown boilerplate);
+            # a book with that many copies is still found whole through exact and LSH candidates.
+            db.execute(f"""
+                CREATE TABLE boiler AS
+                SELECT h FROM not_distinctive
+                UNION
+                SELECT h FROM winnow GROUP BY h HAVING count(DISTINCT text_sha256) > {lib_df}
+            """)
+            db.execute("""
+                CREATE TABLE work_distinctive AS
+                SELECT w.text_sha256, w.h, w.pos FROM winnow w JOIN work_texts USING (text_sha256)
+                ANTI JOIN not_distinctive b ON b.h = w.h
+            """)
+            db.execute("""
+                CREATE TABLE work_hashes AS
+                SELECT w.* FROM work_distinctive w ANTI JOIN boiler b ON b.h = w.h
+            """)
+            pairs: dict[tuple[str, str], set[str]] = defaultdict(set)
+            for wt, ct in db.execute("""
+                SELECT DISTINCT tw.text_sha256, tc.text_sha256 FROM texts tw
+                JOIN work_texts USING (text_sha256)
+                JOIN texts tc ON tc.norm_sha256 = tw.norm_sha256
+                SEMI JOIN scope_texts s ON s.text_sha256 = tc.text_sha256
+            """).fetchall():
+                pairs[(wt, ct)].add("exact")
+            for wt, ct in db.execute("""
+                SELECT DISTINCT bw.text_sha256, bc.text_sha256 FROM bands bw
+                JOIN work_texts USING (text_sha256)
+                JOIN bands bc ON bc.band = bw.band AND bc.key = bw.key
+                SEMI JOIN scope_texts s ON s.text_sha256 = bc.text_sha256
+            """).fetchall():
+                pairs[(wt, ct)].add("lsh")
+            for wt, ct, _n in db.execute(f"""
+                SELECT wh.text_sha256, c.text_sha256, count(*) FROM work_hashes wh
+                JOIN winnow c ON c.h = wh.h
+                SEMI JOIN scope_texts s ON s.text_sha256 = c.text_sha256
+                GROUP BY 1, 2 HAVING count(*) >= {MIN_SHARED_HASHES}
+            """).fetchall():
+                pairs[(wt, ct)].add("shared")
+            distinctive: dict[str, list[int]] = defaultdict(list)
+            for sha, pos in db.execute("SELECT text_sha256, pos FROM work_distinctive").fetchall():
+                distinctive[sha].append(int(pos))
+            self.stats.update(
+                candidate_text_pairs=len(pairs),
+                boilerplate_hashes=db.execute("SELECT count(*) FROM boiler").fetchone()[0],
+                boilerplate_df=lib_df,
+            )
 
         by_work_text: dict[str, list[str]] = defaultdict(list)
         for wt, ct in pairs:

@@ -53,19 +53,27 @@ def duplicates(
     text_bytes: int | None = None,
 ) -> dict[int, tuple[str, int]]:
     """copy id -> (rule, kept copy id) for every candidate that is a duplicate of a kept one."""
-    import duckdb
-
     if not cands or not (exact or near):
         return {}
     shas = sorted({c.text_sha256 for c in cands})
     fps.ensure(shas, text_bytes=text_bytes)
-    db = duckdb.connect()
-    fps.attach(db)
-    db.register("scope_arrow", pa.table({"text_sha256": shas}))
-    rows = db.execute(
-        "SELECT t.text_sha256, t.norm_sha256, t.minhash FROM texts t "
-        "SEMI JOIN scope_arrow s ON s.text_sha256 = t.text_sha256"
-    ).fetchall()
+    pairs: list[tuple[str, str]] = []
+    with fps.joins() as db:
+        fps.attach(db)
+        db.register("scope_arrow", pa.table({"text_sha256": shas}))
+        rows = db.execute(
+            "SELECT t.text_sha256, t.norm_sha256, t.minhash FROM texts t "
+            "SEMI JOIN scope_arrow s ON s.text_sha256 = t.text_sha256"
+        ).fetchall()
+        if near:
+            db.execute(
+                "CREATE TABLE scoped AS SELECT text_sha256, band, key FROM bands "
+                "WHERE text_sha256 IN (SELECT text_sha256 FROM scope_arrow)"
+            )
+            pairs = db.execute(
+                "SELECT DISTINCT a.text_sha256, b.text_sha256 FROM scoped a JOIN scoped b "
+                "ON a.band = b.band AND a.key = b.key AND a.text_sha256 < b.text_sha256"
+            ).fetchall()
     norm = {r[0]: r[1] for r in rows}
     sig = {r[0]: np.frombuffer(r[2], dtype=np.uint32) for r in rows}
     uf = _UnionFind()
@@ -82,14 +90,6 @@ def duplicates(
             else:
                 groups[key] = sha
     if near:
-        db.execute(
-            "CREATE TABLE scoped AS SELECT text_sha256, band, key FROM bands "
-            "WHERE text_sha256 IN (SELECT text_sha256 FROM scope_arrow)"
-        )
-        pairs = db.execute(
-            "SELECT DISTINCT a.text_sha256, b.text_sha256 FROM scoped a JOIN scoped b "
-            "ON a.band = b.band AND a.key = b.key AND a.text_sha256 < b.text_sha256"
-        ).fetchall()
         for a, b in sorted(pairs):
             if (
                 a in sig
