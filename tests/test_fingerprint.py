@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from copytrail.errors import InvalidInput
 from copytrail.fingerprint import hashing, kernels, normalize
 from copytrail.fingerprint.normalize import tokens, words
-from copytrail.fingerprint.store import fingerprint_store
+from copytrail.fingerprint.store import fingerprint_store, fingerprint_texts
 
 TEXT = st.text(alphabet="aZé C_dß-9 .,\n\t'’Œ\r", max_size=80)
 
@@ -99,6 +99,32 @@ def test_a_batch_of_texts_too_short_to_winnow_stays_readable(lib):
     got = db.execute("SELECT count(DISTINCT text_sha256) FROM winnow").fetchone()[0]
     assert got == 1
     assert db.execute("SELECT count(*) FROM texts").fetchone()[0] == 2
+
+
+def test_rows_of_a_text_in_a_batch_it_is_not_registered_in_are_left_out(lib):
+    """A run killed after writing a batch but before registering it, then re-run, leaves a text
+    in two batches: the views hold the rows of the registered one only, once."""
+    import duckdb
+
+    sha = lib.store.put(" ".join(f"word{i % 97}x{i}" for i in range(400)).encode())[0]
+    other = lib.store.put(b"another text entirely, " * 60)[0]
+    fps = lib.fingerprints
+    fps.ensure([sha])
+    first = fps.registry()[sha]
+    # A second batch holding both texts registers only `other`: its rows of `sha` are stale.
+    rows = fingerprint_texts(lib.store, [sha, other])
+    fps._write_batch(rows)
+    registry = fps.registry()
+    assert registry[sha] == first and registry[other] != first
+    db = duckdb.connect()
+    fps.attach(db)
+    per_text = dict(db.execute("SELECT text_sha256, count(*) FROM texts GROUP BY 1").fetchall())
+    assert per_text == {sha: 1, other: 1}
+    for r in rows:
+        n = db.execute("SELECT count(*) FROM winnow WHERE text_sha256 = ?", [r["sha"]]).fetchone()
+        assert n[0] == len(r["wh"])
+        n = db.execute("SELECT count(*) FROM bands WHERE text_sha256 = ?", [r["sha"]]).fetchone()
+        assert n[0] == hashing.LSH_BANDS
 
 
 # ---- compiled kernels: the hashes are persisted, so they must equal the reference exactly -----

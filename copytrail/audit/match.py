@@ -221,18 +221,21 @@ class Auditor:
                 SELECT h FROM winnow SEMI JOIN df_arrow d ON d.text_sha256 = winnow.text_sha256
                 GROUP BY h HAVING count(DISTINCT text_sha256) > {WORK_DF_MAX}
             """)
-            # Candidate pruning also skips hashes in very many library texts (unknown boilerplate);
-            # a book with that many copies is still found whole through exact and LSH candidates.
-            db.execute(f"""
-                CREATE TABLE boiler AS
-                SELECT h FROM not_distinctive
-                UNION
-                SELECT h FROM winnow GROUP BY h HAVING count(DISTINCT text_sha256) > {lib_df}
-            """)
             db.execute("""
                 CREATE TABLE work_distinctive AS
                 SELECT w.text_sha256, w.h, w.pos FROM winnow w JOIN work_texts USING (text_sha256)
                 ANTI JOIN not_distinctive b ON b.h = w.h
+            """)
+            # Candidate pruning also skips the works' hashes found in very many library texts
+            # (unknown boilerplate); a book with that many copies is still found whole through
+            # exact and LSH candidates. Only the works' own hashes are counted: the library-wide
+            # frequency of any other hash changes nothing, and counting them all was the one
+            # aggregation over the whole winnow table.
+            db.execute(f"""
+                CREATE TABLE boiler AS
+                SELECT h FROM winnow SEMI JOIN (SELECT DISTINCT h FROM work_distinctive) d
+                ON d.h = winnow.h
+                GROUP BY h HAVING count(DISTINCT text_sha256) > {lib_df}
             """)
             db.execute("""
                 CREATE TABLE work_hashes AS
@@ -265,7 +268,9 @@ class Auditor:
                 distinctive[sha].append(int(pos))
             self.stats.update(
                 candidate_text_pairs=len(pairs),
-                boilerplate_hashes=db.execute("SELECT count(*) FROM boiler").fetchone()[0],
+                boilerplate_hashes=db.execute(
+                    "SELECT (SELECT count(*) FROM not_distinctive) + (SELECT count(*) FROM boiler)"
+                ).fetchone()[0],
                 boilerplate_df=lib_df,
             )
 

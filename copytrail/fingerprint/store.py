@@ -70,10 +70,15 @@ class FingerprintStore:
         self.executor = executor
 
     def registry(self) -> dict[str, str]:
+        """text SHA-256 -> the batch holding its fingerprints. Read through the driver's cursor:
+        a million rows as plain tuples, without a result object per row."""
         with self.engine.connect() as conn:
-            return dict(
-                conn.execute(select(fingerprints.c.text_sha256, fingerprints.c.batch)).all()
-            )
+            cur = conn.connection.cursor()
+            try:
+                cur.execute("SELECT text_sha256, batch FROM fingerprints")
+                return dict(cur.fetchall())
+            finally:
+                cur.close()
 
     def missing(self, shas: Iterable[str]) -> list[str]:
         have = self.registry()
@@ -166,24 +171,44 @@ class FingerprintStore:
 
     def attach(self, db: Any) -> dict[str, str]:
         """Create DuckDB views `texts`, `bands` and `winnow` over the stored batches, holding only
-        the rows of the batch each text is registered in (a re-run may repeat a text)."""
+        the rows of the batch each text is registered in. A batch can hold rows of a text that
+        another batch is registered for (a run killed between writing a batch and registering
+        it, then re-run): those few stale pairs are found once from the small `texts` files and
+        left out, so the big views join nothing when there are none."""
         registry = self.registry()
+        batches = sorted(set(registry.values()))
+        kinds = ("texts", "bands", "winnow")
+        files = {kind: self.files(kind, batches) for kind in kinds}
         db.register(
-            "reg_arrow",
+            "batch_files",
             pa.table(
                 {
-                    "text_sha256": list(registry),
-                    "filename": [str(self.root / f"X-{b}.parquet") for b in registry.values()],
+                    "batch": [b for _ in kinds for b in batches],
+                    "filename": [f for kind in kinds for f in files[kind]],
                 }
             ),
         )
-        for kind in ("texts", "bands", "winnow"):
-            files = self.files(kind)
-            db.execute(
-                f"CREATE VIEW {kind} AS SELECT t.* EXCLUDE (filename) FROM read_parquet({files!r}, "
-                f"filename=true) t JOIN reg_arrow r ON r.text_sha256 = t.text_sha256 "
-                f"AND replace(r.filename, '/X-', '/{kind}-') = t.filename"
-            )
+        db.register(
+            "reg_arrow",
+            pa.table({"text_sha256": list(registry), "batch": list(registry.values())}),
+        )
+        db.execute(f"""
+            CREATE TABLE stale AS
+            SELECT t.text_sha256, f.batch FROM read_parquet({files["texts"]!r}, filename=true) t
+            JOIN batch_files f ON f.filename = t.filename
+            ANTI JOIN reg_arrow r ON r.text_sha256 = t.text_sha256 AND r.batch = f.batch
+        """)
+        stale = db.execute("SELECT count(*) FROM stale").fetchone()[0]
+        for kind in kinds:
+            if not stale:
+                db.execute(f"CREATE VIEW {kind} AS SELECT * FROM read_parquet({files[kind]!r})")
+                continue
+            db.execute(f"""
+                CREATE VIEW {kind} AS SELECT t.* EXCLUDE (filename, batch) FROM (
+                    SELECT p.*, f.batch FROM read_parquet({files[kind]!r}, filename=true) p
+                    JOIN batch_files f ON f.filename = p.filename
+                ) t ANTI JOIN stale s ON s.text_sha256 = t.text_sha256 AND s.batch = t.batch
+            """)
         return registry
 
     @contextmanager
@@ -204,9 +229,12 @@ class FingerprintStore:
             db.close()
             shutil.rmtree(spill, ignore_errors=True)
 
-    def files(self, kind: str) -> list[str]:
-        batches = sorted(set(self.registry().values()))
-        return [str(self.root / f"{kind}-{b}.parquet") for b in batches]
+    def files(self, kind: str, batches: list[str] | None = None) -> list[str]:
+        """The `kind` files of the registered batches (or of `batches`)."""
+        if batches is None:
+            batches = sorted(set(self.registry().values()))
+        root = str(self.root)
+        return [f"{root}/{kind}-{b}.parquet" for b in batches]
 
 
 def join_memory() -> str:

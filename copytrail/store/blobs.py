@@ -149,8 +149,10 @@ class BlobStore:
     def read_order(self, shas: list[str]) -> list[str]:
         """`shas` in the order their bytes lie in the packs (pack, then block), loose blobs last:
         readers that take them in this order decompress each block once, not once per blob."""
+        if not shas:
+            return []
         index = self._pack_index()
-        if not shas or not len(index.shas):
+        if not len(index.shas):
             return list(shas)
         keys = np.array([bytes.fromhex(s) for s in shas], dtype="S32")
         rows = np.minimum(np.searchsorted(index.shas, keys), len(index.shas) - 1)
