@@ -387,6 +387,10 @@ def test_bounded_segments_built_in_parallel_answer_as_one(example_lib: Library, 
             query = NEW_TEXT + text[c0:c1] + " " + NEW_TEXT
             a, b = lib.check(query, "one"), lib.check(query, "many")
             assert a["flagged"] and a["spans"] == b["spans"]
+    # Boilerplate marks count texts over the whole index, whatever the segments.
+    marked = {g["name"]: g["boilerplate"]["marked_tokens"] for g in lib.guards()}
+    assert marked["one"] == marked["many"] > 0
+    _check_flagged_against_a_direct_count(many.segments, monkeypatch)
     # past MAX_SEGMENTS, only the smallest are merged, never past the bound
     largest = max(s.token_count for s in many.segments)
     monkeypatch.setattr(guard_index_module, "MAX_SEGMENTS", 2)
@@ -396,3 +400,26 @@ def test_bounded_segments_built_in_parallel_answer_as_one(example_lib: Library, 
     assert merged["merged"] and merged["texts"] == len(one.texts())
     assert all(s.token_count <= 3 * largest for s in again.segments)
     assert 1 < len(again.segments) < len(many.segments)
+
+
+def _check_flagged_against_a_direct_count(segments, monkeypatch) -> None:
+    """The out-of-core text frequency (spill files by hash partition) flags exactly the k-grams
+    a direct count over every text of every segment flags."""
+    from collections import Counter
+
+    from copytrail.guard import marks
+
+    k, max_texts = 10, 1
+    texts_holding: Counter = Counter()
+    for seg in segments:
+        h, valid = marks._kgrams(seg, k)
+        starts = np.asarray(seg.doc_starts)
+        for d in range(len(seg.doc_shas)):
+            lo, hi = int(starts[d]), int(starts[d + 1])
+            texts_holding.update(set(h[lo:hi][valid[lo:hi]].tolist()))
+    expected = sorted(v for v, n in texts_holding.items() if n > max_texts)
+    assert expected  # the example books share licence text
+    for bits in (1, 2, 6):
+        monkeypatch.setattr(marks, "PARTITION_BITS", bits)
+        got = marks._flagged(segments, np.zeros(0, np.uint64), k, max_texts)
+        assert got.tolist() == expected, bits

@@ -323,15 +323,14 @@ class BoilerplateMarking:
 def _mark(path: Path, segments: list[Segment], b: BoilerplateMarking) -> dict[str, Any]:
     from copytrail.guard import marks
 
-    masks = marks.compute(segments, b.known, b.k, b.max_texts)
-    name, offsets = marks.write(path, masks)
+    name, offsets, marked = marks.write_marks(path, segments, b.known, b.k, b.max_texts)
     return {
         "file": name,
         "offsets": offsets,
         "k": b.k,
         "max_texts": b.max_texts,
         "set_sha256": b.set_sha256,
-        "marked_tokens": int(sum(int(m.sum()) for m in masks)),
+        "marked_tokens": marked,
     }
 
 

@@ -9,6 +9,7 @@ manifest, so a check reads a few bytes per span and costs what it cost before.
 from __future__ import annotations
 
 import os
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -49,27 +50,79 @@ def _cover(starts: np.ndarray, k: int, length: int) -> np.ndarray:
     return counts[hi] - counts[lo] > 0
 
 
-def compute(segments: list[Segment], known: np.ndarray, k: int, max_texts: int) -> list[np.ndarray]:
-    """A boolean mask per segment over its token positions."""
-    per_seg = [_kgrams(s, k) for s in segments]
-    # Text frequency of every k-gram over the whole index: each text's distinct k-grams, then
-    # how many texts hold each one (one sort per text, then one over the distinct ones).
-    distinct = []
-    for seg, (h, valid) in zip(segments, per_seg, strict=True):
-        starts = np.asarray(seg.doc_starts)
-        for d in range(len(seg.doc_shas)):
-            lo, hi = int(starts[d]), int(starts[d + 1])
-            distinct.append(_distinct(np.sort(h[lo:hi][valid[lo:hi]])))
-    every = np.concatenate(distinct) if distinct else np.zeros(0, np.uint64)
+def write_marks(
+    path: Path, segments: list[Segment], known: np.ndarray, k: int, max_texts: int
+) -> tuple[str, list[int], int]:
+    """Compute the marks and write them as one file of packed bits, holding one segment's
+    k-grams at a time. Returns (file name, byte offset per segment, marked token count)."""
+    flagged = _flagged(segments, known, k, max_texts)
+    packed = []
+    marked = 0
+    for seg in segments:
+        m = _mask(seg, flagged, k)
+        marked += int(m.sum())
+        packed.append(np.packbits(m))
+    name, offsets = _write_packed(path, packed)
+    return name, offsets, marked
+
+
+def _mask(seg: Segment, flagged: np.ndarray, k: int) -> np.ndarray:
+    h, valid = _kgrams(seg, k)
+    return _cover(valid & _member(h, flagged), k, len(seg.tokens))
+
+
+PARTITION_BITS = 6  # the text counts of 1/64 of the hash space are summed at a time
+
+
+def _flagged(segments: list[Segment], known: np.ndarray, k: int, max_texts: int) -> np.ndarray:
+    """Sorted k-gram hashes to mark: known boilerplate, and those more than max_texts indexed
+    texts hold. Text frequency over the whole index is summed out of core: each segment's
+    (hash, texts holding it) pairs go to spill files by the hash's top bits, then each
+    partition is summed alone, so memory is one segment or one partition, not the index
+    (a million records held 1.1 billion k-grams: summed in memory they took 24 GB)."""
+    shared = []
+    shift = np.uint64(64 - PARTITION_BITS)
+    parts = 1 << PARTITION_BITS
+    with tempfile.TemporaryDirectory(prefix="copytrail-marks-") as spill:
+        for i, seg in enumerate(segments):
+            values, counts = _segment_counts(seg, k)
+            bounds = np.searchsorted(values >> shift, np.arange(parts + 1, dtype=np.uint64))
+            for p in range(parts):
+                lo, hi = int(bounds[p]), int(bounds[p + 1])
+                if hi > lo:
+                    np.save(f"{spill}/{p}-{i}-h.npy", values[lo:hi])
+                    np.save(f"{spill}/{p}-{i}-n.npy", counts[lo:hi])
+            del values, counts
+        for p in range(parts):
+            found = [i for i in range(len(segments)) if os.path.exists(f"{spill}/{p}-{i}-h.npy")]
+            if not found:
+                continue
+            values = np.concatenate([np.load(f"{spill}/{p}-{i}-h.npy") for i in found])
+            counts = np.concatenate([np.load(f"{spill}/{p}-{i}-n.npy") for i in found])
+            uniq, inverse = np.unique(values, return_inverse=True)
+            totals = np.bincount(inverse, weights=counts, minlength=len(uniq))
+            shared.append(uniq[totals > max_texts])
+    every = np.concatenate([*shared, np.asarray(known, np.uint64)])
+    return _distinct(np.sort(every))
+
+
+def _segment_counts(seg: Segment, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(sorted distinct k-gram hashes of one segment, how many of its texts hold each)."""
+    h, valid = _kgrams(seg, k)
+    starts = np.asarray(seg.doc_starts)
+    per_text = []
+    for d in range(len(seg.doc_shas)):
+        lo, hi = int(starts[d]), int(starts[d + 1])
+        per_text.append(_distinct(np.sort(h[lo:hi][valid[lo:hi]])))
+    del h, valid
+    every = np.concatenate(per_text) if per_text else np.zeros(0, np.uint64)
+    del per_text
     every.sort()
+    if len(every) == 0:
+        return every, np.zeros(0, np.uint32)
     run_starts = np.flatnonzero(np.concatenate(([True], every[1:] != every[:-1])))
-    counts = np.diff(np.concatenate((run_starts, [len(every)])))
-    shared = every[run_starts[counts > max_texts]]
-    flagged = _distinct(np.sort(np.concatenate((shared, np.asarray(known, np.uint64)))))
-    masks = []
-    for seg, (h, valid) in zip(segments, per_seg, strict=True):
-        masks.append(_cover(valid & _member(h, flagged), k, len(seg.tokens)))
-    return masks
+    counts = np.diff(np.concatenate((run_starts, [len(every)]))).astype(np.uint32)
+    return every[run_starts], counts
 
 
 def _distinct(sorted_values: np.ndarray) -> np.ndarray:
@@ -86,9 +139,7 @@ def _member(values: np.ndarray, sorted_set: np.ndarray) -> np.ndarray:
     return sorted_set[pos] == values
 
 
-def write(path: Path, masks: list[np.ndarray]) -> tuple[str, list[int]]:
-    """One file of packed bits for all segments; returns (file name, byte offset per segment)."""
-    packed = [np.packbits(m) for m in masks]
+def _write_packed(path: Path, packed: list[np.ndarray]) -> tuple[str, list[int]]:
     offsets = np.concatenate(([0], np.cumsum([len(p) for p in packed]))).astype(int).tolist()
     name = f"boiler-{uuid.uuid4().hex[:12]}.npy"
     tmp = path / f".tmp-{name}"  # ends in .npy, so np.save writes exactly this file
