@@ -328,10 +328,15 @@ class Library:
         )
 
     def where(
-        self, work_id: str, list_name: str | None = None, min_words: int = 200
+        self,
+        work_id: str,
+        list_name: str | None = None,
+        min_words: int = 200,
+        live: bool = False,
     ) -> dict[str, Any]:
-        """Every copy of one work, in every dataset, with the evidence."""
-        return audits.where(self.ctx, work_id, list_name, min_words)
+        """Every copy of one work, in every dataset, with the evidence: recorded audits answer
+        for the copies they saw, the rest are matched now (`live`: all of them)."""
+        return audits.where(self.ctx, work_id, list_name, min_words, live)
 
     def work(self, work_id: str, list_name: str | None = None) -> dict[str, Any]:
         """One work with the matches audits recorded for it (no new matching: see `where`)."""

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import orjson
 import pyarrow as pa
-from sqlalchemy import and_, select
+from sqlalchemy import and_, func, select
 
 from copytrail.audit import metadata as meta_match
 from copytrail.audit.align import Tokenized, align, char_spans
@@ -104,6 +104,7 @@ class Auditor:
         progress: Any = None,
         df_work_texts: list[str] | None = None,
         boilerplate_files: list[str] | None = None,
+        copy_filter: Any = None,
     ) -> None:
         self.ctx = ctx
         self.works = works
@@ -116,6 +117,9 @@ class Auditor:
         # even when only one work is being looked up (`copytrail where`).
         self.df_work_texts = df_work_texts
         self.boilerplate_files = boilerplate_files
+        # A condition on `copies` narrowing the scope (`where`: the copies no recorded audit
+        # has matched). The fingerprint views then hold the scope's and the works' texts only.
+        self.copy_filter = copy_filter
         self.matches: dict[tuple[int, int], Match] = {}
         self.stats: dict[str, Any] = {}
 
@@ -129,6 +133,8 @@ class Auditor:
         q = q.where(copies.c.status != "deleted")
         if self.dataset_ids is not None:
             q = q.where(copies.c.dataset_id.in_(self.dataset_ids))
+        if self.copy_filter is not None:
+            q = q.where(self.copy_filter)
         return q
 
     # identifiers ------------------------------------------------------------------------------
@@ -192,7 +198,8 @@ class Auditor:
         self.stats["texts_fingerprinted_now"] = computed
         # Out of core past the join memory bound (fps.joins), so a large library spills to disk.
         with fps.joins() as db:
-            registry = fps.attach(db)
+            narrow = None if self.copy_filter is None else {s for _, s, _ in scope} | set(df_texts)
+            registry = fps.attach(db, narrow)
             db.register(
                 "scope_arrow",
                 pa.table({"copy_id": [r[0] for r in scope], "text_sha256": [r[1] for r in scope]}),
@@ -322,6 +329,9 @@ class Auditor:
 
     def run(self) -> list[Match]:
         with self.ctx.db.connect() as conn:
+            # Copies are numbered in the order they are recorded: every copy up to this one
+            # is matched here (a later `where` matches only the copies after it).
+            self.stats["copies_through"] = conn.execute(select(func.max(copies.c.id))).scalar() or 0
             self.match_identifiers(conn)
             self.match_metadata(conn)
             self.match_content(conn)

@@ -11,6 +11,7 @@ from sqlalchemy import insert, select
 
 from copytrail.audit.match import METHOD_RANK, Auditor, Match
 from copytrail.audit.report import write_reports
+from copytrail.audit.where import where_matches
 from copytrail.audit.works import ImportResult, find_work, import_works, list_id_by_name, work_rows
 from copytrail.canonical import canonical_json
 from copytrail.catalog.digest import MATCH_COLUMNS, rows_digest, sort_key
@@ -87,6 +88,11 @@ def audit(
         "min_words": min_words,
         "boilerplate_df": auditor.stats.get("boilerplate_df"),
         "fingerprints": PARAMS_VERSION,
+        # What `where` needs to answer from this audit instead of matching again.
+        "boilerplate_df_given": boilerplate_df,
+        "boilerplate_files": sorted(Path(f).name for f in boilerplate or []),
+        "copies_through": auditor.stats["copies_through"],
+        "dataset_ids": auditor.dataset_ids,
     }
     out_dir = str(Path(out).resolve())
     # Under the write lock, so the audit id and event number printed in the reports are the
@@ -112,6 +118,7 @@ def audit(
                 "work_pk": m["work_pk"],
                 "copy_id": m["copy_id"],
                 "method": m["method"],
+                "methods": canonical_json(m["methods"]).decode(),
                 "score": m["score"],
                 "coverage": m["coverage"],
                 "longest_span_words": m["longest_span_words"],
@@ -157,14 +164,23 @@ def audit(
 
 
 def where(
-    ctx: Context, work_id: str, list_name: str | None = None, min_words: int = 200
+    ctx: Context,
+    work_id: str,
+    list_name: str | None = None,
+    min_words: int = 200,
+    live: bool = False,
 ) -> dict[str, Any]:
-    """Every copy of one work, in every dataset, with the evidence (matched now)."""
+    """Every copy of one work, in every dataset, with the evidence: from the recorded audits
+    for the copies they saw, matched now for the rest (all of them with `live`)."""
     with read_connection(ctx.db) as conn:
         work = find_work(conn, work_id, list_name)
-    siblings = [w["text_sha256"] for w in list_works(ctx, work["list"]) if w.get("text_sha256")]
-    found = Auditor(ctx, [work], None, min_words=min_words, df_work_texts=siblings).run()
-    return {"work": work, "copies": match_dicts(ctx, found, {work["id"]: work})}
+    rows, found, basis = where_matches(ctx, work, min_words, live)
+    rows += match_dicts(ctx, found, {work["id"]: work})
+    return {
+        "work": work,
+        "copies": sorted(rows, key=lambda r: r["copy_id"]),
+        "basis": basis,
+    }
 
 
 def work(ctx: Context, work_id: str, list_name: str | None = None) -> dict[str, Any]:

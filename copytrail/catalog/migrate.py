@@ -6,7 +6,7 @@ from __future__ import annotations
 import orjson
 from sqlalchemy import Connection, Engine, insert, inspect, select, text
 
-from copytrail.catalog.schema import SCHEMA_VERSION, copies
+from copytrail.catalog.schema import SCHEMA_VERSION, copies, matches, works
 from copytrail.errors import CopytrailError
 from copytrail.ledger import tree
 from copytrail.ledger.checkpoint import latest_checkpoint
@@ -15,6 +15,8 @@ from copytrail.ledger.events import subject_rows
 from copytrail.ledger.schema import event_subjects, events, meta, metadata
 
 ix_copies_event_seq = next(i for i in copies.indexes if i.name == "ix_copies_event_seq")
+ix_matches_audit_work = next(i for i in matches.indexes if i.name == "ix_matches_audit_work")
+ix_works_work_id = next(i for i in works.indexes if i.name == "ix_works_work_id")
 
 
 def migrate(db: Engine) -> None:
@@ -34,6 +36,8 @@ def migrate(db: Engine) -> None:
             _store_tree_nodes(conn)
             _index_event_subjects(conn)
             ix_copies_event_seq.create(conn, checkfirst=True)
+            ix_matches_audit_work.create(conn, checkfirst=True)
+            ix_works_work_id.create(conn, checkfirst=True)
             conn.execute(
                 meta.update()
                 .where(meta.c.key == "schema_version")
@@ -91,3 +95,6 @@ def _migrate_columns(conn: Connection) -> None:
     for column in ("note", "timestamp_token"):  # schema 9 -> 10: signed checkpoints
         if column not in have:
             conn.execute(text(f"ALTER TABLE checkpoints ADD COLUMN {column} TEXT"))
+    have = {c["name"] for c in inspect(conn).get_columns("matches")}
+    if "methods" not in have:  # schema 12 -> 13: `where` answers from recorded matches
+        conn.execute(text("ALTER TABLE matches ADD COLUMN methods TEXT"))

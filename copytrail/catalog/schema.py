@@ -19,10 +19,11 @@ from sqlalchemy import (
 
 from copytrail.ledger.schema import metadata
 
-SCHEMA_VERSION = 12  # 2: works lists, audits, matches; 3: works.text_source_sha256; 4: api_keys
+SCHEMA_VERSION = 13  # 2: works lists, audits, matches; 3: works.text_source_sha256; 4: api_keys
 # 5: corpora, corpus_docs; 6: runs; 7: holds, deletions (fingerprints joined the schema in 7)
 # 8: boilerplate; 9: purchases, scans, purposes; 10: signed checkpoints, tree_nodes
 # 11: run_reads; 12: event_subjects, copies.event_seq index (batched ingest events)
+# 13: matches.methods, ix_matches_audit_work, ix_works_work_id (`where` from recorded audits)
 
 sources = Table(
     "sources",
@@ -115,6 +116,7 @@ works = Table(
     Column("updated", String(40), nullable=False),
     UniqueConstraint("list_id", "work_id", name="uq_work_list_id"),
 )
+Index("ix_works_work_id", works.c.work_id)  # `where ID` without --list
 
 work_isbns = Table(
     "work_isbns",
@@ -149,8 +151,10 @@ matches = Table(
     Column("coverage", Float),
     Column("longest_span_words", Integer),
     Column("spans", Text),  # JSON
+    Column("methods", Text),  # JSON list of every method that found it (NULL before schema 13)
 )
 Index("ix_matches_work", matches.c.work_pk)
+Index("ix_matches_audit_work", matches.c.audit_id, matches.c.work_pk)
 Index("ix_matches_copy", matches.c.copy_id)
 
 # HTTP API keys. Only a SHA-256 of each key is kept: keys are 256-bit random strings, so a fast

@@ -542,18 +542,32 @@ def where(
     min_words: Annotated[
         int, typer.Option("--min-words", help="Shortest excerpt reported, in words.")
     ] = 200,
+    live: Annotated[
+        bool,
+        typer.Option(
+            "--live", help="Match every copy now, not only those no recorded audit has seen."
+        ),
+    ] = False,
     json_out: JsonOpt = False,
 ) -> None:
-    """Every copy of one work, with its dataset, source and evidence."""
+    """Every copy of one work, with its dataset, source and evidence. Recorded audits answer
+    for the copies they covered; copies recorded since are matched now."""
     with open_library() as lib:
-        r = lib.where(work_id, list_name, min_words=min_words)
+        r = lib.where(work_id, list_name, min_words=min_words, live=live)
     if json_out:
         return emit_json(r)
     w = r["work"]
+    b = r["basis"]
+    how = (
+        "matched now"
+        if b["live"]
+        else f"from audit {', '.join(map(str, b['audits']))}"
+        + f", {b['copies_matched_now']} newer copies matched now"
+    )
     out.print(
         f"[bold]{safe(w['work_id'])}[/] {safe(w['title'] or '')} "
         f"({safe('; '.join(w['authors']))}): "
-        f"{len(r['copies'])} copies"
+        f"{len(r['copies'])} copies ({how})"
     )
     table(
         None,

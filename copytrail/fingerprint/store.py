@@ -39,6 +39,8 @@ from copytrail.store.blobs import BlobStore
 TEXTS_PER_TASK = 32
 DEFAULT_JOIN_MEMORY = "3GB"
 TEXTS_PER_BATCH = 4000
+LOOKUP_CHUNK = 500  # texts named in one indexed registry query
+NAMED_LOOKUP_MAX = 50_000  # past this many named texts, one scan of the registry is cheaper
 
 
 def fingerprint_texts(store: BlobStore, task: list[str]) -> list[dict[str, Any]]:
@@ -69,9 +71,24 @@ class FingerprintStore:
         self.blobs = blobs
         self.executor = executor
 
-    def registry(self) -> dict[str, str]:
-        """text SHA-256 -> the batch holding its fingerprints. Read through the driver's cursor:
-        a million rows as plain tuples, without a result object per row."""
+    def registry(self, shas: Iterable[str] | None = None) -> dict[str, str]:
+        """text SHA-256 -> the batch holding its fingerprints, for every text or for `shas`.
+        Read through the driver's cursor: a million rows as plain tuples, without a result
+        object per row. A few named texts are looked up by index, not read with the rest."""
+        wanted = None if shas is None else sorted({s for s in shas if s})
+        if wanted is not None and len(wanted) > NAMED_LOOKUP_MAX:
+            have = self.registry()
+            return {s: have[s] for s in wanted if s in have}
+        if wanted is not None:  # few: by the index, through SQLAlchemy's portable IN
+            out: dict[str, str] = {}
+            col = fingerprints.c.text_sha256
+            with self.engine.connect() as conn:
+                for i in range(0, len(wanted), LOOKUP_CHUNK):
+                    q = select(col, fingerprints.c.batch).where(
+                        col.in_(wanted[i : i + LOOKUP_CHUNK])
+                    )
+                    out.update((r[0], r[1]) for r in conn.execute(q))
+            return out
         with self.engine.connect() as conn:
             cur = conn.connection.cursor()
             try:
@@ -81,8 +98,9 @@ class FingerprintStore:
                 cur.close()
 
     def missing(self, shas: Iterable[str]) -> list[str]:
-        have = self.registry()
-        return sorted({s for s in shas if s and s not in have})
+        wanted = {s for s in shas if s}
+        have = self.registry(wanted)
+        return sorted(wanted - have.keys())
 
     def ensure(
         self, shas: Iterable[str], progress: Any = None, text_bytes: int | None = None
@@ -169,13 +187,15 @@ class FingerprintStore:
             if new:
                 conn.execute(insert(fingerprints), new)
 
-    def attach(self, db: Any) -> dict[str, str]:
+    def attach(self, db: Any, shas: Iterable[str] | None = None) -> dict[str, str]:
         """Create DuckDB views `texts`, `bands` and `winnow` over the stored batches, holding only
         the rows of the batch each text is registered in. A batch can hold rows of a text that
         another batch is registered for (a run killed between writing a batch and registering
         it, then re-run): those few stale pairs are found once from the small `texts` files and
-        left out, so the big views join nothing when there are none."""
-        registry = self.registry()
+        left out, so the big views join nothing when there are none. With `shas`, the views
+        hold those texts only, read from their batches alone (other texts of the same batches
+        are left out the same way as stale rows)."""
+        registry = self.registry(shas)
         batches = sorted(set(registry.values()))
         kinds = ("texts", "bands", "winnow")
         files = {kind: self.files(kind, batches) for kind in kinds}
