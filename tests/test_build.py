@@ -10,11 +10,15 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from sqlalchemy import select
 
 from copytrail import Library
+from copytrail.build import run as build_run
 from copytrail.build.filters import quality_rule
 from copytrail.build.policy import Filters, load_policy
+from copytrail.catalog.schema import corpora, corpus_docs
 from copytrail.errors import Conflict, InvalidInput
+from copytrail.ledger.db import read_connection
 
 from .conftest import EXAMPLES, REPO, run_cli
 
@@ -139,6 +143,47 @@ def test_builds_are_deterministic(built):
     assert a["lineage_sha256"] == b["lineage_sha256"] and a["fates_sha256"] == b["fates_sha256"]
     with pytest.raises(Conflict):
         lib.build("det-a", p)
+
+
+def test_a_build_in_many_small_pages_equals_one_in_a_single_page(
+    built, monkeypatch: pytest.MonkeyPatch
+):
+    """The build streams copies, filter batches, lineage and fates a page at a time (memory is
+    a page, not the corpus): tiny pages, batches and row groups give the same corpus."""
+    lib, root, _tok = built
+    p = _policy(
+        root,
+        "p-pages",
+        '[dedup]\nkeep_order = ["licensed", "public-domain"]\n'
+        '[[exclude_works]]\nlist = "optouts"\nmethods = ["exact", "near_duplicate"]\n',
+    )
+    whole = lib.build("one-page", p)
+    for name, value in (("PAGE", 3), ("FILTER_BATCH", 2), ("LINEAGE_ROWS", 1)):
+        monkeypatch.setattr(build_run, name, value)
+    monkeypatch.setattr(build_run, "FATE_ROWS", 5)
+    monkeypatch.setattr(build_run, "DOC_INSERT_ROWS", 3)
+    paged = lib.build("many-pages", p)
+    assert paged["considered"] == whole["considered"] > 10, whole
+    assert whole["documents"] > 1, whole
+    assert paged["excluded_by_rule"] == whole["excluded_by_rule"]
+    assert any(r.startswith("duplicate:") for r in whole["excluded_by_rule"])
+    assert [s["sha256"] for s in paged["shards"]] == [s["sha256"] for s in whole["shards"]]
+    for f in ("fates.parquet", "lineage.parquet"):
+        a = pq.read_table(Path(whole["path"]) / f)
+        b = pq.read_table(Path(paged["path"]) / f)
+        assert a.to_pylist() == b.to_pylist()
+    assert pq.ParquetFile(Path(paged["path"]) / "fates.parquet").num_row_groups > 1
+    assert pq.ParquetFile(Path(paged["path"]) / "lineage.parquet").num_row_groups > 1
+    with read_connection(lib.ctx.db) as conn:
+
+        def docs(corpus_id: int) -> list[tuple]:
+            q = select(corpus_docs).where(corpus_docs.c.corpus_id == corpus_id)
+            return [r[1:] for r in conn.execute(q.order_by(corpus_docs.c.copy_id))]
+
+        ids = dict(conn.execute(select(corpora.c.name, corpora.c.id)).all())
+        assert len(docs(ids["many-pages"])) == whole["considered"]
+        assert docs(ids["many-pages"]) == docs(ids["one-page"])
+    assert lib.verify().ok
 
 
 def test_policy_errors_are_clear(tmp_path: Path):

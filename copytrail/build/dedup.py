@@ -10,6 +10,7 @@ both relations (union-find), as in datatrove's MinHash clustering.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +18,6 @@ import numpy as np
 import pyarrow as pa
 
 from copytrail.fingerprint.hashing import NUM_PERM
-from copytrail.fingerprint.store import FingerprintStore
 
 
 @dataclass
@@ -45,50 +45,54 @@ class _UnionFind:
 
 
 def duplicates(
-    fps: FingerprintStore,
-    cands: list[Candidate],
-    exact: bool,
-    near: bool,
-    threshold: float,
-    text_bytes: int | None = None,
+    db: Any, survivors: str, exact: bool, near: bool, threshold: float
 ) -> dict[int, tuple[str, int]]:
-    """copy id -> (rule, kept copy id) for every candidate that is a duplicate of a kept one."""
-    if not cands or not (exact or near):
+    """copy id -> (rule, kept copy id) for every copy of the DuckDB table `survivors`
+    (copy_id, text_sha256, rank) that duplicates a kept one. The fingerprint views must be
+    attached to `db` (FingerprintStore.attach) with every survivor's text fingerprinted.
+
+    Only texts that have a duplicate come into memory: texts sharing a normalised form,
+    texts whose LSH bands collide, and texts held by several copies. The rest of the corpus
+    stays in DuckDB, which spills past its memory bound."""
+    if not (exact or near):
         return {}
-    shas = sorted({c.text_sha256 for c in cands})
-    fps.ensure(shas, text_bytes=text_bytes)
-    pairs: list[tuple[str, str]] = []
-    with fps.joins() as db:
-        fps.attach(db)
-        db.register("scope_arrow", pa.table({"text_sha256": shas}))
-        rows = db.execute(
-            "SELECT t.text_sha256, t.norm_sha256, t.minhash FROM texts t "
-            "SEMI JOIN scope_arrow s ON s.text_sha256 = t.text_sha256"
-        ).fetchall()
-        if near:
-            db.execute(
-                "CREATE TABLE scoped AS SELECT text_sha256, band, key FROM bands "
-                "WHERE text_sha256 IN (SELECT text_sha256 FROM scope_arrow)"
-            )
-            pairs = db.execute(
-                "SELECT DISTINCT a.text_sha256, b.text_sha256 FROM scoped a JOIN scoped b "
-                "ON a.band = b.band AND a.key = b.key AND a.text_sha256 < b.text_sha256"
-            ).fetchall()
-    norm = {r[0]: r[1] for r in rows}
-    sig = {r[0]: np.frombuffer(r[2], dtype=np.uint32) for r in rows}
-    uf = _UnionFind()
-    by_text: dict[str, list[Candidate]] = {}
-    for c in cands:
-        by_text.setdefault(c.text_sha256, []).append(c)
-    # The same text held by several copies is always an exact duplicate.
-    groups: dict[str, str] = {}
+    db.execute(f"CREATE TEMP TABLE dd_texts AS SELECT DISTINCT text_sha256 FROM {survivors}")
+    # Texts whose normalised form another text shares: exact duplicates of each other.
+    same_norm: list[tuple[str, str]] = []
     if exact:
-        for sha in shas:
-            key = norm.get(sha, sha)
-            if key in groups:
-                uf.union(groups[key], sha)
+        same_norm = db.execute("""
+            SELECT t.text_sha256, t.norm_sha256 FROM texts t
+            SEMI JOIN dd_texts s ON s.text_sha256 = t.text_sha256
+            QUALIFY count(*) OVER (PARTITION BY t.norm_sha256) > 1
+        """).fetchall()
+    pairs: list[tuple[str, str]] = []
+    if near:
+        db.execute("""
+            CREATE TEMP TABLE dd_bands AS SELECT b.text_sha256, b.band, b.key FROM bands b
+            SEMI JOIN dd_texts s ON s.text_sha256 = b.text_sha256
+        """)
+        pairs = db.execute(
+            "SELECT DISTINCT a.text_sha256, b.text_sha256 FROM dd_bands a JOIN dd_bands b "
+            "ON a.band = b.band AND a.key = b.key AND a.text_sha256 < b.text_sha256"
+        ).fetchall()
+    involved = sorted({t for p in pairs for t in p} | {t for t, _n in same_norm})
+    db.register("dd_involved", pa.table({"text_sha256": pa.array(involved, pa.string())}))
+    norm: dict[str, str] = {}
+    sig: dict[str, np.ndarray] = {}
+    for sha, n, mh in db.execute("""
+        SELECT t.text_sha256, t.norm_sha256, t.minhash FROM texts t
+        SEMI JOIN dd_involved i ON i.text_sha256 = t.text_sha256
+    """).fetchall():
+        norm[sha] = n
+        sig[sha] = np.frombuffer(mh, dtype=np.uint32)
+    uf = _UnionFind()
+    if exact:
+        first: dict[str, str] = {}
+        for sha, n in sorted(same_norm):
+            if n in first:
+                uf.union(first[n], sha)
             else:
-                groups[key] = sha
+                first[n] = sha
     if near:
         for a, b in sorted(pairs):
             if (
@@ -98,15 +102,27 @@ def duplicates(
                 and float(np.mean(sig[a] == sig[b])) >= threshold - 0.5 / NUM_PERM
             ):
                 uf.union(a, b)
+    # The copies that can be duplicates: of a text joined to another, or of a text held twice.
+    roots = {t: uf.find(t) for t in list(uf.parent)}
+    size = Counter(roots.values())
+    grouped = sorted(t for t, r in roots.items() if size[r] > 1)
+    db.register("dd_grouped", pa.table({"text_sha256": pa.array(grouped, pa.string())}))
+    members = db.execute(f"""
+        SELECT copy_id, text_sha256, rank FROM {survivors}
+        WHERE text_sha256 IN (SELECT text_sha256 FROM dd_grouped)
+           OR text_sha256 IN (
+               SELECT text_sha256 FROM {survivors} GROUP BY 1 HAVING count(*) > 1
+           )
+    """).fetchall()
     clusters: dict[str, list[Candidate]] = {}
-    for c in cands:
-        clusters.setdefault(uf.find(c.text_sha256), []).append(c)
+    for cid, sha, rank in members:
+        clusters.setdefault(uf.find(sha), []).append(Candidate(cid, sha, rank))
     out: dict[int, tuple[str, int]] = {}
-    for members in clusters.values():
-        if len(members) < 2:
+    for group in clusters.values():
+        if len(group) < 2:
             continue
-        keep = min(members, key=lambda c: (c.rank, c.copy_id))
-        for c in members:
+        keep = min(group, key=lambda c: (c.rank, c.copy_id))
+        for c in group:
             if c is keep:
                 continue
             same = norm.get(c.text_sha256, c.text_sha256) == norm.get(

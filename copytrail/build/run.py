@@ -5,6 +5,11 @@ Rules apply in this order and the first one that fires is the copy's fate: statu
 refused, deleted), source kind, works lists (the audit matcher, run now), language, quality,
 then duplicates (kept copy chosen by the keep order). Included copies are written in copy-id
 order, so the same library state and policy give byte-identical shards.
+
+Memory is a page of copies, a batch of texts and the duplicates found, not the corpus: copies
+are read from the ledger a page at a time, and what is known of each (pending, its fate, its
+place in the shards) goes to DuckDB work tables, bounded by `COPYTRAIL_JOIN_MEMORY` and spilled
+past it; fates.parquet, the lineage and the corpus_docs rows are written from them in order.
 """
 
 from __future__ import annotations
@@ -14,9 +19,10 @@ import json
 import os
 import shutil
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -25,18 +31,18 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from sqlalchemy import insert, select
 
-from copytrail.build.dedup import Candidate, duplicates
+from copytrail.build.dedup import duplicates
 from copytrail.build.filters import quality_rule
 from copytrail.build.policy import Policy, load_policy
 from copytrail.build.shards import ShardWriter, token_dtype
 from copytrail.build.tokenizer import EOS, file_sha256, load_tokenizer
-from copytrail.catalog.digest import DOC_COLUMNS, rows_digest
+from copytrail.catalog.digest import DOC_COLUMNS, rows_bytes
 from copytrail.catalog.queries import DATASET_NAME, DATASET_VERSION, copy_rows, dataset_id, labelled
 from copytrail.catalog.records import next_id
 from copytrail.catalog.schema import copies, corpora, corpus_docs, sources
 from copytrail.context import Context
 from copytrail.errors import Conflict, InvalidInput
-from copytrail.fingerprint.store import fingerprint_store
+from copytrail.fingerprint.store import NAMED_LOOKUP_MAX, fingerprint_store
 from copytrail.ledger.db import read_connection, write_transaction
 from copytrail.ledger.events import EventWriter, utc_now
 
@@ -44,6 +50,9 @@ ENCODE_BATCH = 64  # documents per tokenizer call (the Rust side spreads a batch
 ENCODE_BATCH_BYTES = 8 << 20  # ... and at most this much text, whatever the documents' size
 LINEAGE_ROWS = 50_000  # lineage rows held before they are written
 FILTER_BATCH = 256  # texts per filter task
+PAGE = 50_000  # copies read from the ledger at a time
+FATE_ROWS = 1 << 20  # rows per row group of fates.parquet (pyarrow's default for one table)
+DOC_INSERT_ROWS = 5000  # corpus_docs rows per INSERT
 
 LINEAGE_SCHEMA = pa.schema(
     [
@@ -68,19 +77,17 @@ class FilterContext:
     filters: Any
 
 
-def _encode_batches(
-    rows: list[dict[str, Any]], size_of: dict[str, int]
-) -> Iterator[list[dict[str, Any]]]:
-    batch: list[dict[str, Any]] = []
+def _encode_batches(rows: Iterator[tuple]) -> Iterator[list[tuple]]:
+    """Included copies (copy_id, text_sha256, size, ...) in tokenizer calls of at most
+    ENCODE_BATCH documents and ENCODE_BATCH_BYTES of text."""
+    batch: list[tuple] = []
     nbytes = 0
     for r in rows:
-        if batch and (
-            len(batch) >= ENCODE_BATCH or nbytes + size_of[r["text_sha256"]] > ENCODE_BATCH_BYTES
-        ):
+        if batch and (len(batch) >= ENCODE_BATCH or nbytes + r[2] > ENCODE_BATCH_BYTES):
             yield batch
             batch, nbytes = [], 0
         batch.append(r)
-        nbytes += size_of[r["text_sha256"]]
+        nbytes += r[2]
     if batch:
         yield batch
 
@@ -125,26 +132,55 @@ def corpus_root(ctx: Context) -> Path:
     return ctx.root / "corpora"
 
 
-def _considered(ctx: Context, policy: Policy) -> list[dict[str, Any]]:
-    with read_connection(ctx.db) as conn:
-        ids = [dataset_id(conn, d) for d in policy.datasets]
-        q = (
-            copy_rows(
-                copies.c.id,
-                copies.c.status,
-                copies.c.text_sha256,
-                copies.c.text_size,
-                copies.c.language,
-                DATASET_NAME,
-                DATASET_VERSION,
-                sources.c.name.label("source"),
-                sources.c.kind,
-                sources.c.license,
+def _considered(ctx: Context, ids: list[int]) -> Iterator[list[dict[str, Any]]]:
+    """The copies of the policy's datasets in copy-id order, a page at a time, each page a
+    range of the primary key (`dataset_id + 0` keeps SQLite off the dataset index, through
+    which it would read and sort every copy of the datasets for each page)."""
+    last = -1
+    while True:
+        with read_connection(ctx.db) as conn:
+            q = (
+                copy_rows(
+                    copies.c.id,
+                    copies.c.status,
+                    copies.c.text_sha256,
+                    copies.c.text_size,
+                    copies.c.language,
+                    DATASET_NAME,
+                    DATASET_VERSION,
+                    sources.c.name.label("source"),
+                    sources.c.kind,
+                    sources.c.license,
+                )
+                .where((copies.c.dataset_id + 0).in_(ids), copies.c.id > last)
+                .order_by(copies.c.id)
+                .limit(PAGE)
             )
-            .where(copies.c.dataset_id.in_(ids))
-            .order_by(copies.c.id)
-        )
-        return [labelled(r) for r in conn.execute(q)]
+            page = [labelled(r) for r in conn.execute(q)]
+        if not page:
+            return
+        yield page
+        last = page[-1]["id"]
+
+
+def _stream(db: Any, sql: str, n: int) -> Iterator[tuple]:
+    """Rows of a DuckDB query, fetched n at a time on a cursor of their own (so the caller may
+    write to the database between fetches)."""
+    cur = db.cursor()
+    try:
+        cur.execute(sql)
+        while rows := cur.fetchmany(n):
+            yield from rows
+    finally:
+        cur.close()
+
+
+def _append(db: Any, table: str, columns: dict[str, Any]) -> None:
+    """Append rows given as columns to a DuckDB table, matched by column name."""
+    if len(next(iter(columns.values()))):
+        db.register("_append_arrow", pa.table(columns))
+        db.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _append_arrow")
+        db.unregister("_append_arrow")
 
 
 def _works_exclusions(ctx: Context, policy: Policy, ids: list[int]) -> dict[int, tuple[str, str]]:
@@ -169,6 +205,87 @@ def _works_exclusions(ctx: Context, policy: Policy, ids: list[int]) -> dict[int,
     return out
 
 
+# The build's working tables, in a DuckDB database that spills to disk past its memory bound:
+# the driver holds a page of copies, a batch of texts and the duplicates, never the corpus.
+WORK_TABLES = """
+    CREATE TABLE fates (copy_id BIGINT, fate VARCHAR, rule VARCHAR, detail VARCHAR,
+        kept_copy_id BIGINT, shard INTEGER, token_start BIGINT, token_end BIGINT);
+    CREATE TABLE pending (copy_id BIGINT, text_sha256 VARCHAR, size BIGINT,
+        rank INTEGER, dataset VARCHAR, source VARCHAR, kind VARCHAR, license VARCHAR);
+    CREATE TABLE verdicts (text_sha256 VARCHAR, rule VARCHAR);
+"""
+FATE_SCHEMA = pa.schema(
+    [
+        ("copy_id", pa.int64()),
+        ("fate", pa.string()),
+        ("rule", pa.string()),
+        ("detail", pa.string()),
+        ("kept_copy_id", pa.int64()),
+    ]
+)
+
+
+def _early_fates(
+    db: Any, pages: Iterator[list[dict[str, Any]]], policy: Policy, works: dict[int, tuple]
+) -> int:
+    """Fates decided from the copy's row alone (status, source kind, works lists, language)
+    into `fates`; the rest into `pending`. Returns how many copies were considered."""
+    considered = 0
+    for page in pages:
+        considered += len(page)
+        out: dict[str, list] = {k: [] for k in ("copy_id", "fate", "rule", "detail")}
+        keep: dict[str, list] = {
+            k: [] for k in ("copy_id", "text_sha256", "size", "rank", "dataset", "source")
+        }
+        keep |= {"kind": [], "license": []}
+        for r in page:
+            rule = detail = None
+            if r["status"] != "ok" or not r["text_sha256"]:
+                rule = f"status:{r['status']}"
+            elif r["kind"] in policy.exclude_kinds:
+                rule = f"source-kind:{r['kind']}"
+            elif r["id"] in works:
+                rule, detail = works[r["id"]]
+            elif policy.languages and r["language"] not in policy.languages:
+                rule, detail = "language", r["language"]
+            if rule:
+                for k, v in zip(out, (r["id"], "excluded", rule, detail), strict=True):
+                    out[k].append(v)
+                continue
+            row = (r["id"], r["text_sha256"], r["text_size"] or 0, policy.kind_rank(r["kind"]))
+            row += (r["dataset"], r["source"], r["kind"], r["license"])
+            for k, v in zip(keep, row, strict=True):
+                keep[k].append(v)
+        n = len(out["copy_id"])
+        for k in ("kept_copy_id", "shard", "token_start", "token_end"):
+            out[k] = pa.nulls(n, pa.int64())
+        _append(db, "fates", out)
+        _append(db, "pending", keep)
+    return considered
+
+
+def _quality(ctx: Context, db: Any, policy: Policy) -> None:
+    """Quality filters on each distinct pending text, in the workers a batch at a time;
+    copies whose text fails go to `fates`."""
+    text_bytes = db.execute(
+        "SELECT coalesce(sum(size), 0) FROM (SELECT DISTINCT text_sha256, size FROM pending)"
+    ).fetchall()[0][0]
+    shas = _stream(db, "SELECT DISTINCT text_sha256 FROM pending ORDER BY 1", FILTER_BATCH)
+    tasks = ([s for (s,) in chunk] for chunk in iter(lambda: list(islice(shas, FILTER_BATCH)), []))
+    worker = FilterContext(ctx.store, policy.filters)
+    got: dict[str, list] = {"text_sha256": [], "rule": []}
+    for batch in ctx.executor.map(filter_task, tasks, worker, text_bytes):
+        for sha, rule, _n in batch:
+            if rule:
+                got["text_sha256"].append(sha)
+                got["rule"].append(rule)
+    _append(db, "verdicts", got)
+    db.execute("""
+        INSERT INTO fates (copy_id, fate, rule)
+        SELECT p.copy_id, 'excluded', v.rule FROM pending p JOIN verdicts v USING (text_sha256)
+    """)
+
+
 def build_corpus(ctx: Context, name: str, policy_path: str | os.PathLike) -> dict[str, Any]:
     if not name or not all(c.isalnum() or c in "-_.@" for c in name) or name.startswith("."):
         raise InvalidInput(f"corpus name {name!r} must be letters, digits, '-', '_', '.' or '@'")
@@ -180,62 +297,97 @@ def build_corpus(ctx: Context, name: str, policy_path: str | os.PathLike) -> dic
             raise Conflict(f"corpus {name!r} exists; build under a new name (e.g. {name}-2)")
         ds_ids = [dataset_id(conn, d) for d in policy.datasets]
     clock = _Clock()
-    rows = _considered(ctx, policy)
-    fates: dict[int, dict[str, Any]] = {}
+    fps = fingerprint_store(ctx)
+    with fps.joins() as db:
+        db.execute(WORK_TABLES)
+        works = _works_exclusions(ctx, policy, ds_ids)
+        clock.lap("works lists")
+        considered = _early_fates(db, _considered(ctx, ds_ids), policy, works)
+        clock.lap("select")
+        _quality(ctx, db, policy)
+        clock.lap("filters")
+        db.execute("""
+            CREATE TABLE survivors AS SELECT * FROM pending
+            ANTI JOIN fates USING (copy_id) ORDER BY copy_id
+        """)
+        dups: dict[int, tuple[str, int]] = {}
+        if policy.dedup.exact or policy.dedup.near:
+            _ensure_fingerprints(fps, db)
+            fps.attach(db)
+            dups = duplicates(
+                db, "survivors", policy.dedup.exact, policy.dedup.near, policy.dedup.near_threshold
+            )
+        _append(
+            db,
+            "fates",
+            {
+                "copy_id": list(dups),
+                "fate": ["excluded"] * len(dups),
+                "rule": [rule for rule, _kept in dups.values()],
+                "detail": pa.nulls(len(dups), pa.string()),
+                "kept_copy_id": [kept for _rule, kept in dups.values()],
+            }
+            | {k: pa.nulls(len(dups), pa.int64()) for k in ("shard", "token_start", "token_end")},
+        )
+        clock.lap("dedup")
+        final, tmp = _prepare_dirs(ctx, name)
+        writer = ShardWriter(
+            tmp, token_dtype(tok.get_vocab_size()), tok.token_to_id(EOS), policy.shard_tokens
+        )
+        documents, included_bytes = _tokenize(ctx, db, tmp, writer, tok, tok_sha, clock)
+        fate_summary = _write_fates(db, tmp)
+        tokens = sum(s["tokens"] for s in writer.shards)
+        manifest = {
+            "corpus": name,
+            "policy": {"path": str(policy.path), "sha256": policy.sha256},
+            "tokenizer": {
+                "path": str(policy.tokenizer),
+                "sha256": tok_sha,
+                "vocab_size": tok.get_vocab_size(),
+                "eos_id": tok.token_to_id(EOS),
+            },
+            "dtype": writer.dtype.name,
+            "shards": writer.shards,
+            "lineage_sha256": file_sha256(tmp / "lineage.parquet"),
+            "fates_sha256": file_sha256(tmp / "fates.parquet"),
+            "documents": documents,
+            "tokens": tokens,
+            "considered": considered,
+            "excluded_by_rule": fate_summary["excluded_by_rule"],
+        }
+        docs_sha256 = fate_summary["docs_sha256"]
+        body = json.dumps(manifest, indent=2, sort_keys=True).encode()
+        (tmp / "manifest.json").write_bytes(body)
+        manifest_sha = hashlib.sha256(body).hexdigest()
+        os.rename(tmp, final)
+        clock.lap("write")
+        seq = _record(ctx, db, name, final, policy, tok_sha, manifest, manifest_sha, docs_sha256)
+        clock.lap("record")
+        text_bytes = db.execute(
+            "SELECT coalesce(sum(size), 0) FROM (SELECT DISTINCT text_sha256, size FROM pending)"
+        ).fetchall()[0][0]
+    return {
+        **manifest,
+        "manifest_sha256": manifest_sha,
+        "path": str(final),
+        "event_seq": seq,
+        "timings": clock.seconds,  # not in the manifest: it must not change between builds
+        "text_bytes_read": int(text_bytes),  # UTF-8 bytes of the distinct texts filtered
+        "text_bytes_included": included_bytes,
+    }
 
-    def exclude(cid: int, rule: str, detail: str | None = None, kept: int | None = None) -> None:
-        fates[cid] = {"fate": "excluded", "rule": rule, "detail": detail, "kept_copy_id": kept}
 
-    for r in rows:
-        if r["status"] != "ok" or not r["text_sha256"]:
-            exclude(r["id"], f"status:{r['status']}")
-        elif r["kind"] in policy.exclude_kinds:
-            exclude(r["id"], f"source-kind:{r['kind']}")
-    clock.lap("select")
-    for cid, (rule, detail) in _works_exclusions(ctx, policy, ds_ids).items():
-        if cid not in fates:
-            exclude(cid, rule, detail)
-    clock.lap("works lists")
-    to_filter: list[dict[str, Any]] = []
-    for r in rows:
-        if r["id"] in fates:
-            continue
-        if policy.languages and r["language"] not in policy.languages:
-            exclude(r["id"], "language", r["language"])
-            continue
-        to_filter.append(r)
-    # Quality filters run in the workers, a batch of texts at a time: no text is held here.
-    shas = sorted({r["text_sha256"] for r in to_filter})
-    size_of = {r["text_sha256"]: r["text_size"] or 0 for r in to_filter}
-    verdicts: dict[str, str | None] = {}
-    text_len: dict[str, int] = {}
-    batches = [shas[i : i + FILTER_BATCH] for i in range(0, len(shas), FILTER_BATCH)]
-    worker = FilterContext(ctx.store, policy.filters)
-    for batch in ctx.executor.map(filter_task, batches, worker, sum(size_of.values())):
-        for sha, rule, n in batch:
-            verdicts[sha], text_len[sha] = rule, n
-    for r in to_filter:
-        rule = verdicts[r["text_sha256"]]
-        if rule:
-            exclude(r["id"], rule)
-    clock.lap("filters")
-    survivors = [
-        Candidate(r["id"], r["text_sha256"], policy.kind_rank(r["kind"]))
-        for r in rows
-        if r["id"] not in fates
-    ]
-    dups = duplicates(
-        fingerprint_store(ctx),
-        survivors,
-        policy.dedup.exact,
-        policy.dedup.near,
-        policy.dedup.near_threshold,
-        text_bytes=sum(text_len[c.text_sha256] for c in survivors),
-    )
-    for cid, (rule, kept) in dups.items():
-        exclude(cid, rule, kept=kept)
-    clock.lap("dedup")
+def _ensure_fingerprints(fps: Any, db: Any) -> None:
+    """Fingerprint the survivors' texts not done yet, looked up a chunk at a time."""
+    missing: list[str] = []
+    shas = _stream(db, "SELECT DISTINCT text_sha256 FROM survivors", NAMED_LOOKUP_MAX)
+    while chunk := [s for (s,) in islice(shas, NAMED_LOOKUP_MAX)]:
+        missing += fps.missing(chunk)
+    if missing:
+        fps.ensure(missing)
 
+
+def _prepare_dirs(ctx: Context, name: str) -> tuple[Path, Path]:
     root = corpus_root(ctx)
     root.mkdir(parents=True, exist_ok=True)
     final = root / name
@@ -244,125 +396,141 @@ def build_corpus(ctx: Context, name: str, policy_path: str | os.PathLike) -> dic
     tmp = root / f".tmp-{name}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
-    writer = ShardWriter(
-        tmp, token_dtype(tok.get_vocab_size()), tok.token_to_id(EOS), policy.shard_tokens
-    )
-    included = [r for r in rows if r["id"] not in fates]
-    lineage: list[dict[str, Any]] = []  # rows not yet written: lineage streams to Parquet
-    lineage_out = pq.ParquetWriter(tmp / "lineage.parquet", LINEAGE_SCHEMA)
-    documents = 0
-    # Tokenized by the executor's workers, written here in copy-id order: the same library
-    # and policy give the same shards whichever engine ran the batches.
-    batches = list(_encode_batches(included, size_of))
-    tasks = [[r["text_sha256"] for r in b] for b in batches]
-    encoder = EncodeContext(ctx.store, tok.to_str(), tok_sha)
-    text_bytes = sum(size_of[r["text_sha256"]] for r in included)
-    encoded_batches = ctx.executor.map(encode_task, tasks, encoder, text_bytes, ordered=True)
-    for batch, encoded in zip(batches, encoded_batches, strict=True):
-        clock.lap("tokenize")
-        for r, ids in zip(batch, encoded, strict=True):
-            shard, start, end = writer.add(ids)
-            fates[r["id"]] = {
-                "fate": "included",
-                "rule": None,
-                "detail": None,
-                "kept_copy_id": None,
-                "shard": shard,
-                "token_start": start,
-                "token_end": end,
-            }
-            lineage.append(
-                {
-                    "shard": shard,
-                    "token_start": start,
-                    "token_end": end,
-                    "copy_id": r["id"],
-                    "text_sha256": r["text_sha256"],
-                    "dataset": r["dataset"],
-                    "source": r["source"],
-                    "source_kind": r["kind"],
-                    "license": r["license"],
-                }
-            )
-            documents += 1
-            if len(lineage) >= LINEAGE_ROWS:
-                lineage_out.write_table(pa.Table.from_pylist(lineage, LINEAGE_SCHEMA))
-                lineage = []
-        clock.lap("write")
-    writer.flush()
-    if lineage:
-        lineage_out.write_table(pa.Table.from_pylist(lineage, LINEAGE_SCHEMA))
-    lineage_out.close()
-    fate_rows = [
-        {
-            "copy_id": cid,
-            "fate": f["fate"],
-            "rule": f["rule"],
-            "detail": f["detail"],
-            "kept_copy_id": f["kept_copy_id"],
-        }
-        for cid, f in sorted(fates.items())
-    ]
-    fate_schema = pa.schema(
-        [
-            ("copy_id", pa.int64()),
-            ("fate", pa.string()),
-            ("rule", pa.string()),
-            ("detail", pa.string()),
-            ("kept_copy_id", pa.int64()),
-        ]
-    )
-    pq.write_table(pa.Table.from_pylist(fate_rows, fate_schema), tmp / "fates.parquet")
-    tokens = sum(s["tokens"] for s in writer.shards)
-    by_rule = Counter(f["rule"] for f in fates.values() if f["fate"] == "excluded")
-    manifest = {
-        "corpus": name,
-        "policy": {"path": str(policy.path), "sha256": policy.sha256},
-        "tokenizer": {
-            "path": str(policy.tokenizer),
-            "sha256": tok_sha,
-            "vocab_size": tok.get_vocab_size(),
-            "eos_id": tok.token_to_id(EOS),
-        },
-        "dtype": writer.dtype.name,
-        "shards": writer.shards,
-        "lineage_sha256": file_sha256(tmp / "lineage.parquet"),
-        "fates_sha256": file_sha256(tmp / "fates.parquet"),
-        "documents": documents,
-        "tokens": tokens,
-        "considered": len(rows),
-        "excluded_by_rule": dict(sorted(by_rule.items())),
-    }
-    body = json.dumps(manifest, indent=2, sort_keys=True).encode()
-    (tmp / "manifest.json").write_bytes(body)
-    manifest_sha = hashlib.sha256(body).hexdigest()
-    os.rename(tmp, final)
-    clock.lap("write")
+    return final, tmp
 
+
+def _tokenize(
+    ctx: Context, db: Any, tmp: Path, writer: ShardWriter, tok: Any, tok_sha: str, clock: Any
+) -> tuple[int, int]:
+    """Tokenize the included copies into shards and lineage; their fates go to `fates`.
+    Returns (documents, bytes of text included)."""
+    # A table of its own: `fates` gains the included copies while they are read.
+    db.execute("""
+        CREATE TABLE included AS SELECT copy_id, text_sha256, size, dataset, source, kind,
+        license FROM survivors ANTI JOIN fates USING (copy_id) ORDER BY copy_id
+    """)
+    text_bytes = db.execute("SELECT coalesce(sum(size), 0) FROM included").fetchall()[0][0]
+    rows = _stream(db, "SELECT * FROM included ORDER BY copy_id", LINEAGE_ROWS)
+    # Tokenized by the executor's workers, written here in copy-id order: the same library
+    # and policy give the same shards whichever engine ran the batches. The batches in flight
+    # wait in `queued` until their tokens come back (ordered: oldest first).
+    queued: deque[list[tuple]] = deque()
+
+    def tasks() -> Iterator[list[str]]:
+        for batch in _encode_batches(rows):
+            queued.append(batch)
+            yield [r[1] for r in batch]
+
+    encoder = EncodeContext(ctx.store, tok.to_str(), tok_sha)
+    lineage: dict[str, list] = {f.name: [] for f in LINEAGE_SCHEMA}
+    placed: dict[str, list] = {k: [] for k in ("copy_id", "shard", "token_start", "token_end")}
+    documents = 0
+    with pq.ParquetWriter(tmp / "lineage.parquet", LINEAGE_SCHEMA) as lineage_out:
+        for encoded in ctx.executor.map(encode_task, tasks(), encoder, text_bytes, ordered=True):
+            batch = queued.popleft()
+            clock.lap("tokenize")
+            for r, ids in zip(batch, encoded, strict=True):
+                shard, start, end = writer.add(ids)
+                for k, v in zip(placed, (r[0], shard, start, end), strict=True):
+                    placed[k].append(v)
+                row = (shard, start, end, r[0], r[1], r[3], r[4], r[5], r[6])
+                for k, v in zip(lineage, row, strict=True):
+                    lineage[k].append(v)
+                documents += 1
+                if len(placed["copy_id"]) >= LINEAGE_ROWS:  # row groups of LINEAGE_ROWS rows
+                    _flush_included(db, lineage_out, lineage, placed)
+            clock.lap("write")
+        writer.flush()
+        _flush_included(db, lineage_out, lineage, placed)
+    return documents, int(text_bytes)
+
+
+def _flush_included(db: Any, out: Any, lineage: dict[str, list], placed: dict[str, list]) -> None:
+    if not placed["copy_id"]:
+        return
+    out.write_table(pa.table(lineage, schema=LINEAGE_SCHEMA))
+    n = len(placed["copy_id"])
+    _append(
+        db,
+        "fates",
+        {
+            "copy_id": placed["copy_id"],
+            "fate": ["included"] * n,
+            "rule": pa.nulls(n, pa.string()),
+            "detail": pa.nulls(n, pa.string()),
+            "kept_copy_id": pa.nulls(n, pa.int64()),
+            "shard": placed["shard"],
+            "token_start": placed["token_start"],
+            "token_end": placed["token_end"],
+        },
+    )
+    for d in (lineage, placed):
+        for v in d.values():
+            v.clear()
+
+
+FATES_SQL = f"SELECT {', '.join(DOC_COLUMNS)} FROM fates ORDER BY copy_id"
+
+
+def _write_fates(db: Any, tmp: Path) -> dict[str, Any]:
+    """fates.parquet in copy-id order, streamed, with the digest of the corpus_docs rows and
+    the count of each exclusion rule."""
+    by_rule: Counter[str] = Counter()
+    digest = hashlib.sha256()
+    cur = db.cursor()
+    try:
+        reader = cur.sql(FATES_SQL).to_arrow_reader(FATE_ROWS)
+        with pq.ParquetWriter(tmp / "fates.parquet", FATE_SCHEMA) as out:
+            buffered: list[pa.RecordBatch] = []
+            held = 0
+            written = False
+            for batch in reader:
+                rows = batch.to_pylist()
+                digest.update(rows_bytes(rows, DOC_COLUMNS))
+                by_rule.update(r["rule"] for r in rows if r["fate"] == "excluded")
+                buffered.append(batch)
+                held += batch.num_rows
+                # One contiguous row group per FATE_ROWS rows, as one table of them would be
+                # written, whatever size DuckDB's batches come in.
+                if held >= FATE_ROWS:
+                    out.write_table(_fate_table(buffered))
+                    buffered, held, written = [], 0, True
+            if buffered or not written:
+                out.write_table(_fate_table(buffered))
+    finally:
+        cur.close()
+    return {"excluded_by_rule": dict(sorted(by_rule.items())), "docs_sha256": digest.hexdigest()}
+
+
+def _fate_table(batches: list[pa.RecordBatch]) -> pa.Table:
+    if not batches:
+        return FATE_SCHEMA.empty_table()
+    table = pa.Table.from_batches(batches).select(FATE_SCHEMA.names)
+    return table.cast(FATE_SCHEMA).combine_chunks()
+
+
+def _record(
+    ctx: Context,
+    db: Any,
+    name: str,
+    final: Path,
+    policy: Policy,
+    tok_sha: str,
+    manifest: dict[str, Any],
+    manifest_sha: str,
+    docs_sha256: str,
+) -> int:
+    """The corpus's events, its row and one corpus_docs row per considered copy."""
     with write_transaction(ctx.db) as conn:
         corpus_id = next_id(conn, corpora.c.id)
         ev = EventWriter(conn, ctx.actor)
-        doc_rows = [
-            {
-                "corpus_id": corpus_id,
-                "copy_id": cid,
-                "fate": f["fate"],
-                "rule": f["rule"],
-                "detail": f["detail"],
-                "kept_copy_id": f["kept_copy_id"],
-                "shard": f.get("shard"),
-                "token_start": f.get("token_start"),
-                "token_end": f.get("token_end"),
-            }
-            for cid, f in sorted(fates.items())
-        ]
         subj = {"corpus_id": corpus_id, "corpus": name}
         seq = ev.append(
             "included",
             subj,
             {
-                "documents": documents,
-                "tokens": tokens,
+                "documents": manifest["documents"],
+                "tokens": manifest["tokens"],
                 "lineage_sha256": manifest["lineage_sha256"],
             },
         )
@@ -370,10 +538,10 @@ def build_corpus(ctx: Context, name: str, policy_path: str | os.PathLike) -> dic
             "excluded",
             subj,
             {
-                "copies": sum(by_rule.values()),
+                "copies": sum(manifest["excluded_by_rule"].values()),
                 "by_rule": manifest["excluded_by_rule"],
                 "fates_sha256": manifest["fates_sha256"],
-                "docs_sha256": rows_digest(doc_rows, DOC_COLUMNS),
+                "docs_sha256": docs_sha256,
             },
         )
         ev.append(
@@ -398,28 +566,28 @@ def build_corpus(ctx: Context, name: str, policy_path: str | os.PathLike) -> dic
                     "policy_sha256": policy.sha256,
                     "tokenizer_sha256": tok_sha,
                     "manifest_sha256": manifest_sha,
-                    "documents": documents,
-                    "tokens": tokens,
+                    "documents": manifest["documents"],
+                    "tokens": manifest["tokens"],
                     "created": utc_now(),
                     "actor": ctx.actor,
                     "event_seq": seq,
                 }
             ],
         )
-        for i in range(0, len(doc_rows), 5000):
-            conn.execute(insert(corpus_docs), doc_rows[i : i + 5000])
-    clock.lap("record")
-    text_bytes = sum(size_of.values())  # UTF-8 bytes of the distinct texts filtered
-    included_bytes = sum(size_of[r["text_sha256"]] for r in included)
-    return {
-        **manifest,
-        "manifest_sha256": manifest_sha,
-        "path": str(final),
-        "event_seq": seq,
-        "timings": clock.seconds,  # not in the manifest: it must not change between builds
-        "text_bytes_read": text_bytes,
-        "text_bytes_included": included_bytes,
-    }
+        cur = db.cursor()
+        try:
+            cur.execute(FATES_SQL)
+            while rows := cur.fetchmany(DOC_INSERT_ROWS):
+                conn.execute(
+                    insert(corpus_docs),
+                    [
+                        {"corpus_id": corpus_id, **dict(zip(DOC_COLUMNS, r, strict=True))}
+                        for r in rows
+                    ],
+                )
+        finally:
+            cur.close()
+    return seq
 
 
 class _Clock:
