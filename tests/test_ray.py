@@ -104,7 +104,9 @@ def _run_everything(lib: Library, root: Path, inputs: Path, tokenizer: Path) -> 
     out["certificate"] = _timeless(json.loads(Path(deleted["certificate_path"]).read_text()))
     report = lib.verify()
     assert report.ok, report.problems
-    out["verify"] = report.counts
+    # The number of events depends on timing too (see TIMES: on a loaded machine ingest cut
+    # one more batch); the copies they hold are compared above.
+    out["verify"] = {k: v for k, v in report.counts.items() if k != "events"}
     return out
 
 
