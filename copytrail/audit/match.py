@@ -199,7 +199,7 @@ class Auditor:
         # Out of core past the join memory bound (fps.joins), so a large library spills to disk.
         with fps.joins() as db:
             narrow = None if self.copy_filter is None else {s for _, s, _ in scope} | set(df_texts)
-            registry = fps.attach(db, narrow)
+            n_texts = fps.attach(db, narrow)
             db.register(
                 "scope_arrow",
                 pa.table({"copy_id": [r[0] for r in scope], "text_sha256": [r[1] for r in scope]}),
@@ -216,7 +216,6 @@ class Auditor:
             db.execute("CREATE TABLE scope_texts AS SELECT DISTINCT text_sha256 FROM scope_arrow")
             db.execute("CREATE TABLE work_texts AS SELECT DISTINCT text_sha256 FROM wt_arrow")
             db.register("df_arrow", pa.table({"text_sha256": df_texts}))
-            n_texts = len(registry)
             lib_df = self.boilerplate_df or max(50, int(n_texts * 0.01))
             known = boilerplate_set(self.ctx, self.boilerplate_files).hashes
             db.register("known_arrow", pa.table({"h": known}))

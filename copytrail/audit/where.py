@@ -26,8 +26,16 @@ import orjson
 from sqlalchemy import Connection, func, select, union_all
 
 from copytrail.audit.match import Auditor, Match
-from copytrail.catalog.queries import CONTEXT_COLUMNS, context_values, copy_rows
-from copytrail.catalog.schema import audits, boilerplate, copies, datasets, matches, works
+from copytrail.catalog.records import dataset_label
+from copytrail.catalog.schema import (
+    audits,
+    boilerplate,
+    copies,
+    datasets,
+    matches,
+    sources,
+    works,
+)
 from copytrail.context import Context
 from copytrail.fingerprint.hashing import PARAMS_VERSION
 from copytrail.ledger.db import read_connection
@@ -91,15 +99,36 @@ def basis(conn: Connection, list_id: int, min_words: int) -> Cover:
 
 def recorded(conn: Connection, work: dict[str, Any], cover: Cover) -> list[dict[str, Any]]:
     """The matches recorded for the work by the covering audits, of copies still held, as
-    report rows (the copy's dataset and source read in the same query)."""
+    report rows. The few datasets and sources are read once, not joined to every row."""
     by_audit: dict[tuple[int, int], list[int]] = defaultdict(list)
     for d, (audit_id, through, _df) in cover.items():
         by_audit[(audit_id, through)].append(d)
+    where_from = {
+        r.id: {
+            "dataset": dataset_label(r.name, r.version),
+            "source": r.source,
+            "source_kind": r.kind,
+        }
+        for r in conn.execute(
+            select(
+                datasets.c.id,
+                datasets.c.name,
+                datasets.c.version,
+                sources.c.name.label("source"),
+                sources.c.kind,
+            ).join(sources, sources.c.id == datasets.c.source_id)
+        )
+    }
     rows = []
     for (audit_id, through), ds in by_audit.items():
         q = (
-            copy_rows(
-                *CONTEXT_COLUMNS,
+            select(
+                copies.c.id,
+                copies.c.dataset_id,
+                copies.c.status,
+                copies.c.sha256,
+                copies.c.text_sha256,
+                copies.c.path,
                 matches.c.method,
                 matches.c.methods,
                 matches.c.score,
@@ -116,21 +145,37 @@ def recorded(conn: Connection, work: dict[str, Any], cover: Cover) -> list[dict[
                 copies.c.status != "deleted",
             )
         )
-        # Rows unpacked as tuples straight into the report row: at thousands of copies per
-        # work, objects and attribute lookups per row are most of the cost.
-        for row in conn.execute(q):
-            *copy_cols, method, methods, score, coverage, longest, spans = row
+        # Rows unpacked as tuples straight into the report row (the keys and their order are
+        # `match_dicts`'s): at thousands of copies per work, objects per row are the cost.
+        for (
+            cid,
+            d,
+            status,
+            sha,
+            text_sha,
+            path,
+            method,
+            methods,
+            score,
+            cov,
+            longest,
+            spans,
+        ) in conn.execute(q):
             rows.append(
                 {
                     "work_id": work["work_id"],
                     "work_pk": work["id"],
-                    "copy_id": copy_cols[0],
-                    **context_values(copy_cols),
+                    "copy_id": cid,
+                    "status": status,
+                    "copy_sha256": sha,
+                    "text_sha256": text_sha,
+                    "path": path,
+                    **where_from[d],
                     "method": method,
                     # Stored in rank order, as the audit reported them.
                     "methods": orjson.loads(methods) if methods else [method],
                     "score": score,
-                    "coverage": coverage,
+                    "coverage": cov,
                     "longest_span_words": longest or 0,
                     "spans": orjson.loads(spans) if spans else [],
                 }

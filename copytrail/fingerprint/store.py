@@ -41,6 +41,7 @@ DEFAULT_JOIN_MEMORY = "3GB"
 TEXTS_PER_BATCH = 4000
 LOOKUP_CHUNK = 500  # texts named in one indexed registry query
 NAMED_LOOKUP_MAX = 50_000  # past this many named texts, one scan of the registry is cheaper
+REGISTRY_CHUNK = 100_000  # registry rows moved to DuckDB at a time
 
 
 def fingerprint_texts(store: BlobStore, task: list[str]) -> list[dict[str, Any]]:
@@ -187,16 +188,25 @@ class FingerprintStore:
             if new:
                 conn.execute(insert(fingerprints), new)
 
-    def attach(self, db: Any, shas: Iterable[str] | None = None) -> dict[str, str]:
+    def attach(self, db: Any, shas: Iterable[str] | None = None) -> int:
         """Create DuckDB views `texts`, `bands` and `winnow` over the stored batches, holding only
         the rows of the batch each text is registered in. A batch can hold rows of a text that
         another batch is registered for (a run killed between writing a batch and registering
         it, then re-run): those few stale pairs are found once from the small `texts` files and
         left out, so the big views join nothing when there are none. With `shas`, the views
         hold those texts only, read from their batches alone (other texts of the same batches
-        are left out the same way as stale rows)."""
-        registry = self.registry(shas)
-        batches = sorted(set(registry.values()))
+        are left out the same way as stale rows). Returns how many texts the views hold.
+
+        The registry goes to a DuckDB table a chunk at a time, not into a Python dict: at a
+        million texts the dict alone was most of a build's driver memory."""
+        db.execute("CREATE TABLE fp_registry (text_sha256 VARCHAR, batch VARCHAR)")
+        for chunk in self._registry_chunks(shas):
+            db.register("fp_registry_chunk", chunk)
+            db.execute("INSERT INTO fp_registry SELECT * FROM fp_registry_chunk")
+            db.unregister("fp_registry_chunk")
+        batches = [
+            b for (b,) in db.execute("SELECT DISTINCT batch FROM fp_registry ORDER BY 1").fetchall()
+        ]
         kinds = ("texts", "bands", "winnow")
         files = {kind: self.files(kind, batches) for kind in kinds}
         db.register(
@@ -208,17 +218,13 @@ class FingerprintStore:
                 }
             ),
         )
-        db.register(
-            "reg_arrow",
-            pa.table({"text_sha256": list(registry), "batch": list(registry.values())}),
-        )
         db.execute(f"""
             CREATE TABLE stale AS
             SELECT t.text_sha256, f.batch FROM read_parquet({files["texts"]!r}, filename=true) t
             JOIN batch_files f ON f.filename = t.filename
-            ANTI JOIN reg_arrow r ON r.text_sha256 = t.text_sha256 AND r.batch = f.batch
+            ANTI JOIN fp_registry r ON r.text_sha256 = t.text_sha256 AND r.batch = f.batch
         """)
-        stale = db.execute("SELECT count(*) FROM stale").fetchone()[0]
+        stale = db.execute("SELECT count(*) FROM stale").fetchall()[0][0]
         for kind in kinds:
             if not stale:
                 db.execute(f"CREATE VIEW {kind} AS SELECT * FROM read_parquet({files[kind]!r})")
@@ -229,7 +235,23 @@ class FingerprintStore:
                     JOIN batch_files f ON f.filename = p.filename
                 ) t ANTI JOIN stale s ON s.text_sha256 = t.text_sha256 AND s.batch = t.batch
             """)
-        return registry
+        return db.execute("SELECT count(*) FROM fp_registry").fetchall()[0][0]
+
+    def _registry_chunks(self, shas: Iterable[str] | None) -> Iterator[pa.Table]:
+        """The registry (or the rows of `shas`) as Arrow tables of REGISTRY_CHUNK rows."""
+        names = ["text_sha256", "batch"]
+        if shas is not None:
+            got = self.registry(shas)
+            yield pa.table([list(got), list(got.values())], names=names)
+            return
+        with self.engine.connect() as conn:
+            cur = conn.connection.cursor()
+            try:
+                cur.execute("SELECT text_sha256, batch FROM fingerprints")
+                while rows := cur.fetchmany(REGISTRY_CHUNK):
+                    yield pa.table([[r[0] for r in rows], [r[1] for r in rows]], names=names)
+            finally:
+                cur.close()
 
     @contextmanager
     def joins(self) -> Iterator[Any]:
