@@ -227,42 +227,31 @@ def copy_text(db: Engine, store: BlobStore, ref: str | int) -> str:
     return data.decode("utf-8")
 
 
-# What reports and certificates say of a copy: read with `copy_rows`, turned into a dict by
-# `context_of`.
-CONTEXT_COLUMNS = (
-    copies.c.id,
-    copies.c.sha256,
-    copies.c.text_sha256,
-    copies.c.path,
-    copies.c.status,
-    DATASET_NAME,
-    DATASET_VERSION,
-    sources.c.name.label("source"),
-    sources.c.kind,
-)
-
-
-def context_values(values: Any) -> dict[str, Any]:
-    """The context of a copy from the values of CONTEXT_COLUMNS, in order."""
-    _id, sha256, text_sha256, path, status, dataset_name, dataset_version, source, kind = values
-    return {
-        "status": status,
-        "copy_sha256": sha256,
-        "text_sha256": text_sha256,
-        "path": path,
-        "dataset": dataset_label(dataset_name, dataset_version),
-        "source": source,
-        "source_kind": kind,
-    }
-
-
 def copy_context(conn: Connection, copy_ids: list[int]) -> dict[int, dict[str, Any]]:
     """Dataset, source and hashes of each named copy (evidence in reports and certificates)."""
     out: dict[int, dict[str, Any]] = {}
     for i in range(0, len(copy_ids), 500):
-        q = copy_rows(*CONTEXT_COLUMNS).where(copies.c.id.in_(copy_ids[i : i + 500]))
+        q = copy_rows(
+            copies.c.id,
+            copies.c.sha256,
+            copies.c.text_sha256,
+            copies.c.path,
+            copies.c.status,
+            DATASET_NAME,
+            DATASET_VERSION,
+            sources.c.name.label("source"),
+            sources.c.kind,
+        ).where(copies.c.id.in_(copy_ids[i : i + 500]))
         for r in conn.execute(q):
-            out[r.id] = context_values(r)
+            out[r.id] = {
+                "status": r.status,
+                "copy_sha256": r.sha256,
+                "text_sha256": r.text_sha256,
+                "path": r.path,
+                "dataset": dataset_label(r.dataset_name, r.dataset_version),
+                "source": r.source,
+                "source_kind": r.kind,
+            }
     return out
 
 
