@@ -297,11 +297,13 @@ def build_corpus(ctx: Context, name: str, policy_path: str | os.PathLike) -> dic
             raise Conflict(f"corpus {name!r} exists; build under a new name (e.g. {name}-2)")
         ds_ids = [dataset_id(conn, d) for d in policy.datasets]
     clock = _Clock()
+    # Before the build's own DuckDB opens: the audit matcher opens one of its own, and two at
+    # once could each take the whole join memory.
+    works = _works_exclusions(ctx, policy, ds_ids)
+    clock.lap("works lists")
     fps = fingerprint_store(ctx)
     with fps.joins() as db:
         db.execute(WORK_TABLES)
-        works = _works_exclusions(ctx, policy, ds_ids)
-        clock.lap("works lists")
         considered = _early_fates(db, _considered(ctx, ds_ids), policy, works)
         clock.lap("select")
         _quality(ctx, db, policy)
