@@ -46,6 +46,33 @@ class Match:
         return min(self.methods, key=METHOD_RANK.index)
 
 
+def report_row(
+    work: dict[str, Any],
+    copy_id: int,
+    context: dict[str, Any],
+    method: str,
+    methods: list[str],
+    score: float | None,
+    coverage: float | None,
+    longest: int,
+    spans: list,
+) -> dict[str, Any]:
+    """A match as reports, `where` and the API give it: the work, the copy with its context
+    (status, digests, path, dataset, source), the evidence. One layout for every caller."""
+    return {
+        "work_id": work["work_id"],
+        "work_pk": work["id"],
+        "copy_id": copy_id,
+        **context,
+        "method": method,
+        "methods": methods,
+        "score": score,
+        "coverage": coverage,
+        "longest_span_words": longest,
+        "spans": spans,
+    }
+
+
 # ---- alignment in workers ---------------------------------------------------------------------
 def _text(store: BlobStore, sha: str) -> str:
     return store.get(sha).decode("utf-8", errors="replace")

@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import insert, select
 
-from copytrail.audit.match import METHOD_RANK, Auditor, Match
+from copytrail.audit.match import METHOD_RANK, Auditor, Match, report_row
 from copytrail.audit.report import write_reports
 from copytrail.audit.where import where_matches
 from copytrail.audit.works import ImportResult, find_work, import_works, list_id_by_name, work_rows
@@ -45,18 +45,17 @@ def match_dicts(
     with read_connection(ctx.db) as conn:
         context = copy_context(conn, sorted({m.copy_id for m in found}))
     return [
-        {
-            "work_id": works_by_pk[m.work_pk]["work_id"],
-            "work_pk": m.work_pk,
-            "copy_id": m.copy_id,
-            **context[m.copy_id],
-            "method": m.method,
-            "methods": sorted(m.methods, key=METHOD_RANK.index),
-            "score": m.score,
-            "coverage": m.coverage,
-            "longest_span_words": m.longest_span_words,
-            "spans": m.spans,
-        }
+        report_row(
+            works_by_pk[m.work_pk],
+            m.copy_id,
+            context[m.copy_id],
+            m.method,
+            sorted(m.methods, key=METHOD_RANK.index),
+            m.score,
+            m.coverage,
+            m.longest_span_words,
+            m.spans,
+        )
         for m in found
     ]
 

@@ -25,7 +25,7 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, func, select, union_all
 
-from copytrail.audit.match import Auditor, Match
+from copytrail.audit.match import Auditor, Match, report_row
 from copytrail.catalog.records import dataset_label
 from copytrail.catalog.schema import (
     audits,
@@ -70,7 +70,7 @@ def _list_changed_after(conn: Connection, list_id: int) -> int:
 Cover = dict[int, tuple[int, int, int]]  # dataset id -> (audit id, last copy seen, its df)
 
 
-def basis(conn: Connection, list_id: int, min_words: int) -> Cover:
+def basis(conn: Connection, list_id: int, min_words: int, all_ids: list[int]) -> Cover:
     """dataset id -> (audit id, last copy id it covered, its boilerplate frequency threshold),
     from the newest eligible audit covering each dataset. Datasets missing from the answer
     have no usable audit."""
@@ -78,7 +78,6 @@ def basis(conn: Connection, list_id: int, min_words: int) -> Cover:
         _list_changed_after(conn, list_id),
         conn.execute(select(func.max(boilerplate.c.event_seq))).scalar() or 0,
     )
-    all_ids = list(conn.execute(select(datasets.c.id)).scalars())
     out: Cover = {}
     q = (
         select(audits.c.id, audits.c.params)
@@ -97,28 +96,34 @@ def basis(conn: Connection, list_id: int, min_words: int) -> Cover:
     return out
 
 
-def recorded(conn: Connection, work: dict[str, Any], cover: Cover) -> list[dict[str, Any]]:
-    """The matches recorded for the work by the covering audits, of copies still held, as
-    report rows. The few datasets and sources are read once, not joined to every row."""
-    by_audit: dict[tuple[int, int], list[int]] = defaultdict(list)
-    for d, (audit_id, through, _df) in cover.items():
-        by_audit[(audit_id, through)].append(d)
-    where_from = {
+def dataset_contexts(conn: Connection) -> dict[int, dict[str, Any]]:
+    """dataset id -> what a report row says of a copy's dataset and source (read once: a
+    library has few datasets, a work many copies)."""
+    q = select(
+        datasets.c.id,
+        datasets.c.name,
+        datasets.c.version,
+        sources.c.name.label("source"),
+        sources.c.kind,
+    ).join(sources, sources.c.id == datasets.c.source_id)
+    return {
         r.id: {
             "dataset": dataset_label(r.name, r.version),
             "source": r.source,
             "source_kind": r.kind,
         }
-        for r in conn.execute(
-            select(
-                datasets.c.id,
-                datasets.c.name,
-                datasets.c.version,
-                sources.c.name.label("source"),
-                sources.c.kind,
-            ).join(sources, sources.c.id == datasets.c.source_id)
-        )
+        for r in conn.execute(q)
     }
+
+
+def recorded(
+    conn: Connection, work: dict[str, Any], cover: Cover, where_from: dict[int, dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The matches recorded for the work by the covering audits, of copies still held, as
+    report rows (`where_from`: `dataset_contexts`)."""
+    by_audit: dict[tuple[int, int], list[int]] = defaultdict(list)
+    for d, (audit_id, through, _df) in cover.items():
+        by_audit[(audit_id, through)].append(d)
     rows = []
     for (audit_id, through), ds in by_audit.items():
         q = (
@@ -145,8 +150,8 @@ def recorded(conn: Connection, work: dict[str, Any], cover: Cover) -> list[dict[
                 copies.c.status != "deleted",
             )
         )
-        # Rows unpacked as tuples straight into the report row (the keys and their order are
-        # `match_dicts`'s): at thousands of copies per work, objects per row are the cost.
+        # Rows unpacked as tuples straight into `report_row`: at thousands of copies per work,
+        # objects and lookups per row are the cost.
         for (
             cid,
             d,
@@ -161,35 +166,31 @@ def recorded(conn: Connection, work: dict[str, Any], cover: Cover) -> list[dict[
             longest,
             spans,
         ) in conn.execute(q):
+            context = {"status": status, "copy_sha256": sha, "text_sha256": text_sha, "path": path}
             rows.append(
-                {
-                    "work_id": work["work_id"],
-                    "work_pk": work["id"],
-                    "copy_id": cid,
-                    "status": status,
-                    "copy_sha256": sha,
-                    "text_sha256": text_sha,
-                    "path": path,
-                    **where_from[d],
-                    "method": method,
+                report_row(
+                    work,
+                    cid,
+                    context | where_from[d],
+                    method,
                     # Stored in rank order, as the audit reported them.
-                    "methods": orjson.loads(methods) if methods else [method],
-                    "score": score,
-                    "coverage": cov,
-                    "longest_span_words": longest or 0,
-                    "spans": orjson.loads(spans) if spans else [],
-                }
+                    orjson.loads(methods) if methods else [method],
+                    score,
+                    cov,
+                    longest or 0,
+                    orjson.loads(spans) if spans else [],
+                )
             )
     return rows
 
 
-def unmatched_copies(conn: Connection, cover: Cover) -> Any:
+def unmatched_copies(cover: Cover, all_ids: list[int]) -> Any:
     """The copies no covering audit saw: recorded after the audit that covered their dataset,
     or in a dataset no audit covered. Each part is read from an index, a range of copy ids or
     a whole uncovered dataset, never by scanning every copy (given as one OR, SQLite chose a
     scan of the table); `dataset_id + 0` keeps the planner off the dataset index for the
     ranges, through which it would read every copy of each covered dataset."""
-    uncovered = [d for d in conn.execute(select(datasets.c.id)).scalars() if d not in cover]
+    uncovered = [d for d in all_ids if d not in cover]
     parts = [
         select(copies.c.id).where(copies.c.id > through, copies.c.dataset_id + 0 == d)
         for d, (_audit, through, _df) in cover.items()
@@ -206,9 +207,10 @@ def where_matches(
     found (`basis`)."""
     found: list[Match] = []
     with read_connection(ctx.db) as conn:
-        cover = {} if live else basis(conn, work["list_id"], min_words)
-        rows = recorded(conn, work, cover) if cover else []
-        rest = unmatched_copies(conn, cover) if cover else None
+        where_from = dataset_contexts(conn)
+        cover = {} if live else basis(conn, work["list_id"], min_words, list(where_from))
+        rows = recorded(conn, work, cover, where_from) if cover else []
+        rest = unmatched_copies(cover, list(where_from)) if cover else None
         pending = (
             rest is None
             or conn.execute(

@@ -119,13 +119,9 @@ def encode_task(ectx: EncodeContext, shas: list[str]) -> list[np.ndarray]:
     return [np.asarray(e.ids, dtype=np.uint32) for e in encoded]
 
 
-def filter_task(fctx: FilterContext, shas: list[str]) -> list[tuple[str, str | None, int]]:
-    """(text, the quality rule that drops it or None, its length in characters) per text."""
-    out = []
-    for sha in shas:
-        text = fctx.store.get(sha).decode("utf-8")
-        out.append((sha, quality_rule(text, fctx.filters), len(text)))
-    return out
+def filter_task(fctx: FilterContext, shas: list[str]) -> list[tuple[str, str | None]]:
+    """(text, the quality rule that drops it or None) per text."""
+    return [(sha, quality_rule(fctx.store.get(sha).decode("utf-8"), fctx.filters)) for sha in shas]
 
 
 def corpus_root(ctx: Context) -> Path:
@@ -176,7 +172,8 @@ def _stream(db: Any, sql: str, n: int) -> Iterator[tuple]:
 
 
 def _append(db: Any, table: str, columns: dict[str, Any]) -> None:
-    """Append rows given as columns to a DuckDB table, matched by column name."""
+    """Append rows given as columns to a DuckDB table, matched by column name (columns not
+    given are NULL)."""
     if len(next(iter(columns.values()))):
         db.register("_append_arrow", pa.table(columns))
         db.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _append_arrow")
@@ -256,17 +253,14 @@ def _early_fates(
             row += (r["dataset"], r["source"], r["kind"], r["license"])
             for k, v in zip(keep, row, strict=True):
                 keep[k].append(v)
-        n = len(out["copy_id"])
-        for k in ("kept_copy_id", "shard", "token_start", "token_end"):
-            out[k] = pa.nulls(n, pa.int64())
         _append(db, "fates", out)
         _append(db, "pending", keep)
     return considered
 
 
-def _quality(ctx: Context, db: Any, policy: Policy) -> None:
+def _quality(ctx: Context, db: Any, policy: Policy) -> int:
     """Quality filters on each distinct pending text, in the workers a batch at a time;
-    copies whose text fails go to `fates`."""
+    copies whose text fails go to `fates`. Returns the bytes of the distinct texts filtered."""
     text_bytes = db.execute(
         "SELECT coalesce(sum(size), 0) FROM (SELECT DISTINCT text_sha256, size FROM pending)"
     ).fetchall()[0][0]
@@ -275,7 +269,7 @@ def _quality(ctx: Context, db: Any, policy: Policy) -> None:
     worker = FilterContext(ctx.store, policy.filters)
     got: dict[str, list] = {"text_sha256": [], "rule": []}
     for batch in ctx.executor.map(filter_task, tasks, worker, text_bytes):
-        for sha, rule, _n in batch:
+        for sha, rule in batch:
             if rule:
                 got["text_sha256"].append(sha)
                 got["rule"].append(rule)
@@ -284,6 +278,7 @@ def _quality(ctx: Context, db: Any, policy: Policy) -> None:
         INSERT INTO fates (copy_id, fate, rule)
         SELECT p.copy_id, 'excluded', v.rule FROM pending p JOIN verdicts v USING (text_sha256)
     """)
+    return int(text_bytes)
 
 
 def build_corpus(ctx: Context, name: str, policy_path: str | os.PathLike) -> dict[str, Any]:
@@ -306,7 +301,7 @@ def build_corpus(ctx: Context, name: str, policy_path: str | os.PathLike) -> dic
         db.execute(WORK_TABLES)
         considered = _early_fates(db, _considered(ctx, ds_ids), policy, works)
         clock.lap("select")
-        _quality(ctx, db, policy)
+        text_bytes = _quality(ctx, db, policy)
         clock.lap("filters")
         db.execute("""
             CREATE TABLE survivors AS SELECT * FROM pending
@@ -326,10 +321,8 @@ def build_corpus(ctx: Context, name: str, policy_path: str | os.PathLike) -> dic
                 "copy_id": list(dups),
                 "fate": ["excluded"] * len(dups),
                 "rule": [rule for rule, _kept in dups.values()],
-                "detail": pa.nulls(len(dups), pa.string()),
                 "kept_copy_id": [kept for _rule, kept in dups.values()],
-            }
-            | {k: pa.nulls(len(dups), pa.int64()) for k in ("shard", "token_start", "token_end")},
+            },
         )
         clock.lap("dedup")
         final, tmp = _prepare_dirs(ctx, name)
@@ -365,16 +358,13 @@ def build_corpus(ctx: Context, name: str, policy_path: str | os.PathLike) -> dic
         clock.lap("write")
         seq = _record(ctx, db, name, final, policy, tok_sha, manifest, manifest_sha, docs_sha256)
         clock.lap("record")
-        text_bytes = db.execute(
-            "SELECT coalesce(sum(size), 0) FROM (SELECT DISTINCT text_sha256, size FROM pending)"
-        ).fetchall()[0][0]
     return {
         **manifest,
         "manifest_sha256": manifest_sha,
         "path": str(final),
         "event_seq": seq,
         "timings": clock.seconds,  # not in the manifest: it must not change between builds
-        "text_bytes_read": int(text_bytes),  # UTF-8 bytes of the distinct texts filtered
+        "text_bytes_read": text_bytes,  # UTF-8 bytes of the distinct texts filtered
         "text_bytes_included": included_bytes,
     }
 
@@ -458,9 +448,6 @@ def _flush_included(db: Any, out: Any, lineage: dict[str, list], placed: dict[st
         {
             "copy_id": placed["copy_id"],
             "fate": ["included"] * n,
-            "rule": pa.nulls(n, pa.string()),
-            "detail": pa.nulls(n, pa.string()),
-            "kept_copy_id": pa.nulls(n, pa.int64()),
             "shard": placed["shard"],
             "token_start": placed["token_start"],
             "token_end": placed["token_end"],

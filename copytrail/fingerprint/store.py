@@ -76,11 +76,13 @@ class FingerprintStore:
         """text SHA-256 -> the batch holding its fingerprints, for every text or for `shas`.
         Read through the driver's cursor: a million rows as plain tuples, without a result
         object per row. A few named texts are looked up by index, not read with the rest."""
-        wanted = None if shas is None else sorted({s for s in shas if s})
-        if wanted is not None and len(wanted) > NAMED_LOOKUP_MAX:
-            have = self.registry()
-            return {s: have[s] for s in wanted if s in have}
-        if wanted is not None:  # few: by the index, through SQLAlchemy's portable IN
+        if shas is None:
+            return {sha: batch for rows in self._registry_rows() for sha, batch in rows}
+        wanted = sorted({s for s in shas if s})
+        if len(wanted) > NAMED_LOOKUP_MAX:  # many: one pass over the registry, filtered
+            keep = set(wanted)
+            return {sha: b for rows in self._registry_rows() for sha, b in rows if sha in keep}
+        if wanted:  # few: by the index, through SQLAlchemy's portable IN
             out: dict[str, str] = {}
             col = fingerprints.c.text_sha256
             with self.engine.connect() as conn:
@@ -90,11 +92,16 @@ class FingerprintStore:
                     )
                     out.update((r[0], r[1]) for r in conn.execute(q))
             return out
+        return {}
+
+    def _registry_rows(self) -> Iterator[list[tuple[str, str]]]:
+        """Every (text, batch) row, REGISTRY_CHUNK at a time, through the driver's cursor."""
         with self.engine.connect() as conn:
             cur = conn.connection.cursor()
             try:
                 cur.execute("SELECT text_sha256, batch FROM fingerprints")
-                return dict(cur.fetchall())
+                while rows := cur.fetchmany(REGISTRY_CHUNK):
+                    yield rows
             finally:
                 cur.close()
 
@@ -244,14 +251,8 @@ class FingerprintStore:
             got = self.registry(shas)
             yield pa.table([list(got), list(got.values())], names=names)
             return
-        with self.engine.connect() as conn:
-            cur = conn.connection.cursor()
-            try:
-                cur.execute("SELECT text_sha256, batch FROM fingerprints")
-                while rows := cur.fetchmany(REGISTRY_CHUNK):
-                    yield pa.table([[r[0] for r in rows], [r[1] for r in rows]], names=names)
-            finally:
-                cur.close()
+        for rows in self._registry_rows():
+            yield pa.table([[r[0] for r in rows], [r[1] for r in rows]], names=names)
 
     @contextmanager
     def joins(self) -> Iterator[Any]:
