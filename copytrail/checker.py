@@ -14,6 +14,7 @@ reported as a note, as are temporary files from a write killed before its rename
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -40,44 +41,55 @@ from copytrail.catalog.schema import (
     works,
 )
 from copytrail.engine.base import Executor, map_inline
+from copytrail.joins import bounded_duckdb
 from copytrail.ledger.against import check_against, read_held
 from copytrail.ledger.db import read_connection
 from copytrail.ledger.events import Event
 from copytrail.ledger.schema import events
 from copytrail.ledger.verify import ProgressFn, VerifyReport, verify_log
 from copytrail.store.blobs import BlobStore
+from copytrail.store.packs import DERIVED, IndexScan, Location
 
-BLOB_CHECK_SLICE = 8192
-BLOB_CHECK_THREADS = 8  # blob reads wait on the disk or the network as much as on the CPU
+BLOB_CHECK_THREADS = 4  # blob reads wait on the disk or the network as much as on the CPU
 BLOB_CHECK_TASK = 512  # blobs re-hashed per executor task
+REFS_PAGE = 20_000  # copies read from the ledger at a time
+# Verify's joins spill past this (or past COPYTRAIL_JOIN_MEMORY when smaller): its tables grow
+# with the library (~80 bytes a blob), and spilling them costs it little.
+VERIFY_MEMORY = "256MB"
+SHA_HEX = re.compile(r"[0-9a-f]{64}")
+# (digest, referrers) of a blob to re-hash, and where its packed copy lies: (pack, kind, field,
+# inner, block offset, block length, size); None for a loose file.
+CheckItem = tuple[str, tuple | None]
 
 
 @dataclass(frozen=True)
 class BlobCheck:
-    """What a worker re-hashing blobs needs: the store, and whether existence is enough."""
+    """What a worker re-hashing blobs needs: the store (its index is never loaded there: each
+    item says where its bytes lie)."""
 
     store: BlobStore
-    quick: bool = False
 
 
-def check_blobs(
-    job: BlobCheck, items: list[tuple[str, str]]
-) -> tuple[int, list[tuple[str, str, str]]]:
-    """An executor task: (blobs checked, (digest, referrers, what is wrong) per bad blob) for
-    (digest, referrers) items. Threads inside it overlap reads with hashing."""
+def check_blobs(job: BlobCheck, items: list[CheckItem]) -> tuple[int, list[tuple[str, str]]]:
+    """An executor task: (blobs checked, (digest, what is wrong) per bad blob). Items come in
+    pack order; threads inside take contiguous runs of them, so each thread's block cache
+    decompresses each block once while other threads wait on reads."""
 
-    def one(sha: str) -> str | None:
-        if job.quick:
-            return None if job.store.exists(sha, relist=False) else "missing"
-        return job.store.check(sha)
+    # A reader per task: its cache holds the block being read, and never a block read by an
+    # earlier check (which would hide damage done since).
+    reader = job.store.block_reader()
 
-    def run(part: list[tuple[str, str]]) -> list[tuple[str, str, str]]:
-        return [(sha, who, err) for sha, who in part if (err := one(sha))]
+    def one(item: CheckItem) -> str | None:
+        sha, at = item
+        if at is None:
+            return job.store.check_loose(sha)
+        return job.store.check_at(sha, Location(*at), reader)
 
-    if job.quick or len(items) < 2:
+    def run(part: list[CheckItem]) -> list[tuple[str, str]]:
+        return [(item[0], err) for item in part if (err := one(item))]
+
+    if len(items) < 2:
         return len(items), run(items)
-    # Each thread takes a contiguous run of items: neighbouring copies share pack blocks, and a
-    # thread's block cache then decompresses each block once, not once per thread.
     step = -(-len(items) // BLOB_CHECK_THREADS)
     runs = [items[i : i + step] for i in range(0, len(items), step)]
     with ThreadPoolExecutor(max_workers=len(runs)) as pool:
@@ -217,41 +229,6 @@ def _check_acquired(ev, src_rows, ds_rows, seen_sources, seen_datasets, report) 
             report.problem(f"dataset {did}: table differs from its acquired event {ev.seq}")
 
 
-class _Digests:
-    """A set of SHA-256 digests at 32 bytes each: sorted numpy arrays, merged as they grow
-    (a Python set of hex strings costs ~150 bytes a digest)."""
-
-    def __init__(self) -> None:
-        self.sealed = _DigestArray(np.empty(0, dtype="S32"))
-        self._pending: set[bytes] = set()
-
-    def add(self, shas: list[str]) -> None:
-        self._pending.update(bytes.fromhex(s) for s in shas)
-        if len(self._pending) >= 1 << 18:
-            self.seal()
-
-    def seal(self) -> None:
-        if self._pending:
-            new = np.array(sorted(self._pending), dtype="S32")
-            self.sealed = _DigestArray(np.unique(np.concatenate([self.sealed.arr, new])))
-            self._pending = set()
-
-    def __contains__(self, sha: str) -> bool:
-        return sha in self.sealed or bytes.fromhex(sha) in self._pending
-
-
-class _DigestArray:
-    def __init__(self, arr: np.ndarray) -> None:
-        self.arr = arr
-
-    def __contains__(self, sha: object) -> bool:
-        if not isinstance(sha, str) or len(sha) != 64:
-            return False
-        key = np.array([bytes.fromhex(sha)], dtype="S32")
-        i = int(np.searchsorted(self.arr, key[0]))
-        return i < len(self.arr) and self.arr[i] == key[0]
-
-
 def unfinished_deletions(conn: Connection) -> set[int]:
     """Copies of deletions whose certificate was never written (the run was killed after the
     deletion was recorded and before its files were finished)."""
@@ -278,99 +255,37 @@ def check_store(
     """Check 3, plus orphan and temporary-file notes. `unfinished`: copies of a deletion that
     was interrupted before its certificate was written; their leftover blobs are a note (the
     next `copytrail delete` removes them), not a problem. `executor`: where blobs are re-hashed
-    (None: here, on threads)."""
-    # Streams the copies a batch at a time: memory holds one batch of blobs to check, the
-    # digests referenced so far (32 bytes each, for the orphan count) and the deleted copies'
-    # blobs, never a record per blob of the library.
-    store.refresh()  # once: the lookups below must not list the pack folder per blob
-    job = BlobCheck(store, quick)
-    referenced = _Digests()
-    gone: dict[str, list[int]] = {}
-    checked = 0
-    present = copies.c.status != "deleted"
-    bound, nbytes = conn.execute(
-        select(
-            func.count(copies.c.sha256) + func.count(copies.c.text_sha256),
-            func.coalesce(func.sum(copies.c.size), 0)
-            + func.coalesce(func.sum(copies.c.text_size), 0),
-        ).where(present)
-    ).one()
-    if progress:  # an upper bound (shared blobs are checked once); set exactly at the end
-        progress("blobs", 0, bound)
+    (None: here, on threads).
 
-    def slices() -> Iterator[dict[str, list[str]]]:
-        """Live digests with what refers to them, a slice at a time; deleted copies' digests
-        are kept aside for the check that they are gone."""
-        live: dict[str, list[str]] = {}
-        for row in _iter_copies(conn):
-            is_deleted = row.status == "deleted"
-            if is_deleted != (row.id in deleted_by_events):
-                report.problem(
-                    f"copy {row.id}: status {row.status!r} but the events say "
-                    f"{'deleted' if row.id in deleted_by_events else 'present'}"
-                )
-            for sha in {row.sha256, row.text_sha256} - {None}:
-                if is_deleted:
-                    gone.setdefault(sha, []).append(row.id)
-                else:
-                    live.setdefault(sha, []).append(f"copy {row.id}")
-            if len(live) >= BLOB_CHECK_SLICE:
-                yield live
-                live = {}
-        # Reference texts of works lists, declared boilerplate passages and purpose documents
-        # are blobs the library must keep as well.
-        q = select(works.c.id, works.c.text_sha256, works.c.text_source_sha256)
-        for row in conn.execute(q):
-            for sha in {row.text_sha256, row.text_source_sha256} - {None}:
-                live.setdefault(sha, []).append(f"work {row.id}")
-        for row in conn.execute(select(boilerplate.c.name, boilerplate.c.text_sha256)):
-            live.setdefault(row.text_sha256, []).append(f"boilerplate {row.name!r}")
-        q = select(purposes.c.id, purposes.c.document_sha256).where(
-            purposes.c.document_sha256.is_not(None)
-        )
-        for row in conn.execute(q):
-            live.setdefault(row.document_sha256, []).append(f"purpose {row.id}")
-        yield live
-
-    def tasks() -> Iterator[list[tuple[str, str]]]:
-        """Each digest once, with the first few referrers for the message, in tasks. One map
-        over all of them: starting workers per slice would cost more than the checks."""
-        nonlocal checked
-        for live in slices():
-            names = [sha for sha in live if sha not in referenced]
-            referenced.add(names)
-            checked += len(names)
-            for k in range(0, len(names), BLOB_CHECK_TASK):
-                yield [(sha, ", ".join(live[sha][:5])) for sha in names[k : k + BLOB_CHECK_TASK]]
-
-    # Quick checks stay here: they only look names up in the index.
-    results = (
-        map_inline(check_blobs, tasks(), job)
-        if quick or executor is None
-        else executor.map(check_blobs, tasks(), job, nbytes)
-    )
-    for count, problems in results:
-        for sha, referrers, err in problems:
-            report.problem(f"blob {sha} ({referrers}): {err}")
-        if progress:
-            progress("blobs", count, None)
-    referenced.seal()
-    report.counts.update(blobs_referenced=checked)
-    if progress:
-        progress("blobs", 0, checked)
-    leftovers = 0
-    for sha, ids in gone.items():
-        if sha not in referenced and store.exists(sha, relist=False):
+    Out of core: the digests the catalog names and the entries of the store's indexes go to
+    DuckDB tables (bounded by `COPYTRAIL_JOIN_MEMORY`, spilled past it), and joins answer which
+    blobs are missing, which deleted ones remain and which no copy names. The blobs to re-hash
+    are handed out in pack order with their locations, so no process holds the store's index
+    and each compressed block is read and decompressed once."""
+    with bounded_duckdb(VERIFY_MEMORY) as db:
+        _load_references(conn, db, deleted_by_events, report, progress)
+        scan = _load_store(db, store, report)
+        db.execute("CREATE TABLE live AS SELECT DISTINCT sha FROM refs WHERE live")
+        bad = [(sha, "missing") for (sha,) in db.execute(_MISSING).fetchall()]
+        if not quick:
+            bad += _rehash(db, store, scan, progress, executor)
+        referrers = _referrers(db, [sha for sha, _ in bad])
+        for sha, err in bad:
+            report.problem(f"blob {sha} ({referrers.get(sha, '')}): {err}")
+        checked = db.execute("SELECT count(*) FROM live").fetchone()[0]
+        report.counts.update(blobs_referenced=checked)
+        leftovers = 0
+        for sha, ids in db.execute(_STILL_STORED).fetchall():
             if unfinished and all(i in unfinished for i in ids):
                 leftovers += 1
             else:
                 report.problem(f"blob {sha} of deleted copy {ids[0]} is still in the store")
+        orphans = db.execute(_ORPHANS).fetchone()[0]
     if leftovers:
         report.notes.append(
             f"{leftovers} blobs of an interrupted deletion are still in the store; run "
             "`copytrail delete` again (any selection) to finish removing them"
         )
-    orphans = sum(1 for name in store.iter_names() if name not in referenced and name not in gone)
     temps = sum(1 for _ in store.iter_temporaries())
     if orphans:
         report.notes.append(
@@ -380,3 +295,194 @@ def check_store(
     if temps:
         report.notes.append(f"{temps} temporary files left by interrupted blob writes")
     report.counts.update(orphan_blobs=orphans, temporary_files=temps)
+
+
+_MISSING = """
+    SELECT lower(hex(l.sha)) FROM live l
+    WHERE NOT EXISTS (SELECT 1 FROM stored s WHERE s.sha = l.sha)
+      AND NOT EXISTS (SELECT 1 FROM loose o WHERE o.sha = l.sha)
+    ORDER BY l.sha"""
+# Blobs of deleted copies that no present copy shares and that the store still holds.
+_STILL_STORED = """
+    SELECT lower(hex(r.sha)), list(r.copy_id ORDER BY r.copy_id) FROM refs r
+    WHERE NOT r.live
+      AND NOT EXISTS (SELECT 1 FROM live l WHERE l.sha = r.sha)
+      AND (EXISTS (SELECT 1 FROM stored s WHERE s.sha = r.sha)
+           OR EXISTS (SELECT 1 FROM loose o WHERE o.sha = r.sha))
+    GROUP BY r.sha ORDER BY min(r.copy_id)"""
+_ORPHANS = """
+    SELECT count(*) FROM (SELECT sha FROM stored UNION SELECT sha FROM loose) b
+    WHERE NOT EXISTS (SELECT 1 FROM refs r WHERE r.sha = b.sha)"""
+
+
+def _load_references(
+    conn: Connection,
+    db: Any,
+    deleted_by_events: set[int],
+    report: VerifyReport,
+    progress: ProgressFn | None,
+) -> None:
+    """Table `refs`: each digest the catalog names, by which copy (or other row), and whether
+    that copy is present. Checks each copy's status against the events on the way."""
+    import pyarrow as pa
+
+    db.execute("CREATE TABLE refs (sha BLOB, copy_id BIGINT, other VARCHAR, live BOOLEAN)")
+    total = conn.execute(select(func.count()).select_from(copies)).scalar() or 0
+    if progress:
+        progress("copies", 0, total)
+    cols = (copies.c.id, copies.c.status, copies.c.sha256, copies.c.text_sha256)
+    last = 0
+    while True:
+        q = select(*cols).where(copies.c.id > last).order_by(copies.c.id).limit(REFS_PAGE)
+        rows = conn.execute(q).all()
+        if not rows:
+            break
+        last = rows[-1].id
+        shas: list[str] = []
+        ids: list[int] = []
+        lives: list[bool] = []
+        for cid, status, sha, text_sha in rows:
+            is_deleted = status == "deleted"
+            if is_deleted != (cid in deleted_by_events):
+                report.problem(
+                    f"copy {cid}: status {status!r} but the events say "
+                    f"{'deleted' if cid in deleted_by_events else 'present'}"
+                )
+            for digest in (sha, text_sha) if text_sha != sha else (sha,):
+                if digest is None:
+                    continue
+                if not SHA_HEX.fullmatch(digest):
+                    report.problem(f"copy {cid}: {digest[:80]!r} is not a SHA-256 digest")
+                    continue
+                shas.append(digest)
+                ids.append(cid)
+                lives.append(not is_deleted)
+        page = pa.table({"sha": shas, "copy_id": ids, "live": lives})
+        _insert(db, "INSERT INTO refs SELECT unhex(sha), copy_id, NULL, live FROM {}", page)
+        if progress:
+            progress("copies", len(rows), None)
+    # Reference texts of works lists, declared boilerplate passages and purpose documents are
+    # blobs the library must keep as well.
+    other: list[tuple[str, str]] = []
+    for row in conn.execute(select(works.c.id, works.c.text_sha256, works.c.text_source_sha256)):
+        for sha in {row.text_sha256, row.text_source_sha256} - {None}:
+            other.append((sha, f"work {row.id}"))
+    for row in conn.execute(select(boilerplate.c.name, boilerplate.c.text_sha256)):
+        other.append((row.text_sha256, f"boilerplate {row.name!r}"))
+    q = select(purposes.c.id, purposes.c.document_sha256).where(
+        purposes.c.document_sha256.is_not(None)
+    )
+    for row in conn.execute(q):
+        other.append((row.document_sha256, f"purpose {row.id}"))
+    for sha, who in other:
+        if not SHA_HEX.fullmatch(sha or ""):
+            report.problem(f"{who}: {str(sha)[:80]!r} is not a SHA-256 digest")
+    other = [(sha, who) for sha, who in other if SHA_HEX.fullmatch(sha or "")]
+    if other:
+        page = pa.table({"sha": [s for s, _ in other], "other": [w for _, w in other]})
+        _insert(db, "INSERT INTO refs SELECT unhex(sha), NULL, other, true FROM {}", page)
+
+
+def _load_store(db: Any, store: BlobStore, report: VerifyReport) -> IndexScan:
+    """Tables `stored` (every packed entry and where it lies; `pack` numbers the returned
+    scan's names) and `loose` (every loose blob), read a chunk at a time."""
+    import pyarrow as pa
+
+    db.execute(
+        "CREATE TABLE stored (sha BLOB, pack UINTEGER, kind UTINYINT, field UTINYINT, "
+        "inner_off UINTEGER, block_off UBIGINT, block_len UINTEGER, size UBIGINT)"
+    )
+    scan = store.index_scan()
+    for entries, numbers in scan.chunks():
+        digests = np.ascontiguousarray(entries["sha"]).tobytes()  # 32 bytes each, zeros kept
+        sha = pa.FixedSizeBinaryArray.from_buffers(
+            pa.binary(32), len(entries), [None, pa.py_buffer(digests)]
+        )
+        columns = {k: entries[k] for k in ("kind", "field", "inner", "block_off", "block_len")}
+        chunk = pa.table({"sha": sha, "pack": numbers, **columns, "size": entries["size"]})
+        _insert(db, "INSERT INTO stored SELECT * FROM {}", chunk)
+    for name in scan.unreadable:
+        report.problem(f"pack {name}: its index cannot be read, so its blobs count as missing")
+    db.execute("CREATE TABLE loose (sha BLOB)")
+    loose = [n for n in store.iter_loose() if SHA_HEX.fullmatch(n)]
+    for i in range(0, len(loose), REFS_PAGE):
+        part = pa.table({"sha": loose[i : i + REFS_PAGE]})
+        _insert(db, "INSERT INTO loose SELECT unhex(sha) FROM {}", part)
+    return scan
+
+
+def _rehash(
+    db: Any,
+    store: BlobStore,
+    scan: IndexScan,
+    progress: ProgressFn | None,
+    executor: Executor | None,
+) -> list[tuple[str, str]]:
+    """Re-hash every live blob's stored copies (each packed copy, and the loose file where one
+    exists and looking costs nothing or nothing is packed); (digest, what is wrong) per bad one.
+    They are read in pack order, a task of neighbours at a time."""
+    todo = f"""
+        SELECT s.sha, s.pack, s.kind, s.field, s.inner_off, s.block_off, s.block_len, s.size,
+               false AS loose
+        FROM stored s SEMI JOIN live l ON l.sha = s.sha
+        UNION ALL
+        SELECT o.sha, NULL, NULL, NULL, NULL, NULL, NULL, NULL, true
+        FROM loose o SEMI JOIN live l ON l.sha = o.sha
+        WHERE {str(store.is_local).lower()}
+           OR NOT EXISTS (SELECT 1 FROM stored s WHERE s.sha = o.sha)"""
+    count, nbytes = db.execute(f"SELECT count(*), coalesce(sum(size), 0) FROM ({todo})").fetchone()
+    if progress:
+        progress("blobs", 0, count)
+
+    def item(r: tuple) -> CheckItem:
+        sha, pack, kind, fld, inner, off, length, size, is_loose = r
+        if is_loose:
+            return sha.hex(), None
+        name = scan.names[pack]
+        field_name = scan.fields[pack][fld] if kind == DERIVED else None
+        return sha.hex(), (name, kind, field_name, inner, off, length, size)
+
+    def tasks() -> Iterator[list[CheckItem]]:
+        cur = db.execute(f"{todo} ORDER BY loose, pack, block_off, inner_off")
+        while rows := cur.fetchmany(BLOB_CHECK_TASK):
+            yield [item(r) for r in rows]
+
+    job = BlobCheck(store)
+    results = (
+        map_inline(check_blobs, tasks(), job)
+        if executor is None
+        else executor.map(check_blobs, tasks(), job, int(nbytes))
+    )
+    bad: list[tuple[str, str]] = []
+    for done, problems in results:
+        bad += problems
+        if progress:
+            progress("blobs", done, None)
+    return bad
+
+
+def _referrers(db: Any, shas: list[str]) -> dict[str, str]:
+    """The first few rows naming each digest, for the problem messages."""
+    if not shas:
+        return {}
+    import pyarrow as pa
+
+    db.register("verify_wanted", pa.table({"sha": sorted(set(shas))}))
+    rows = db.execute(
+        """SELECT lower(hex(r.sha)),
+                  list(coalesce('copy ' || r.copy_id, r.other)
+                       ORDER BY r.copy_id NULLS LAST, r.other)[1:5]
+           FROM refs r SEMI JOIN verify_wanted w ON r.sha = unhex(w.sha)
+           WHERE r.live GROUP BY r.sha"""
+    ).fetchall()
+    db.unregister("verify_wanted")
+    return {sha: ", ".join(who) for sha, who in rows}
+
+
+def _insert(db: Any, sql: str, table: Any) -> None:
+    """Run `sql` with `{}` standing for the Arrow `table`."""
+    db.register("verify_batch", table)
+    try:
+        db.execute(sql.format("verify_batch"))
+    finally:
+        db.unregister("verify_batch")

@@ -18,14 +18,24 @@ ALLOWED: dict[str, set[str]] = {
     "atomic": set(),  # atomic file writes, used by the layers that publish files
     "canonical": set(),
     "progress": set(),
+    "joins": {"errors"},  # a DuckDB connection bounded in memory, for out-of-core joins
     "samples": set(),  # sample data for the demo and tests
     "store": {"errors"},
     "engine": {"errors"},  # errors a user can act on (Ray missing, a task lost)
     "ledger": {"atomic", "canonical", "errors"},
     "catalog": {"canonical", "errors", "ledger", "store"},
     "context": {"engine", "store"},
-    "checker": {"catalog", "engine", "ledger", "store"},
-    "fingerprint": {"canonical", "catalog", "context", "engine", "errors", "ledger", "store"},
+    "checker": {"catalog", "engine", "joins", "ledger", "store"},
+    "fingerprint": {
+        "canonical",
+        "catalog",
+        "context",
+        "engine",
+        "errors",
+        "joins",
+        "ledger",
+        "store",
+    },
     "ingest": {"canonical", "catalog", "context", "errors", "ledger", "progress", "store"},
     "guard": {"catalog", "context", "errors", "fingerprint", "ledger", "store"},
     "audit": {

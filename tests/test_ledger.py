@@ -56,11 +56,19 @@ def test_events_chain_and_verify_clean(lib: Library, tmp_path: Path):
         ("UPDATE events SET payload = replace(payload, 'd@1', 'x@1') WHERE seq = 4", "event 4"),
         ("UPDATE events SET actor = 'mallory' WHERE seq = 2", "event 2"),
         ("DELETE FROM events WHERE seq = 3", "events missing"),
-        ("UPDATE copies SET sha256 = 'ab' || substr(sha256, 3) WHERE id = 2", "copy 2"),
+        (  # the first two hex digits changed, whatever they were
+            "UPDATE copies SET sha256 = CASE WHEN substr(sha256, 1, 2) = 'ab' THEN 'cd'"
+            " ELSE 'ab' END || substr(sha256, 3) WHERE id = 2",
+            "copy 2",
+        ),
         ("UPDATE copies SET status = 'ok', path = 'elsewhere.txt' WHERE id = 1", "copy 1"),
         ("DELETE FROM copies WHERE id = 3", "copy 3"),
         ("UPDATE sources SET kind = 'licensed' WHERE id = 1", "source 1"),
-        ("UPDATE checkpoints SET root_hash = '00' || substr(root_hash, 3)", "checkpoint 1"),
+        (
+            "UPDATE checkpoints SET root_hash = CASE WHEN substr(root_hash, 1, 2) = '00' THEN 'ff'"
+            " ELSE '00' END || substr(root_hash, 3)",
+            "checkpoint 1",
+        ),
     ],
 )
 def test_verify_names_each_kind_of_tampering(lib: Library, tmp_path: Path, sql: str, expect: str):
@@ -254,3 +262,30 @@ def test_planner_statistics_follow_a_fast_growing_table(lib: Library):
         assert analyzed and stats.next_at == 20  # the next one when the table has doubled
     else:
         assert not stats.active and stats.next_at == 10  # SQLite needs none
+
+
+def test_verify_reads_the_store_out_of_core_and_names_what_is_wrong(lib: Library, tmp_path: Path):
+    """verify joins the catalog's digests with the store's index entries and re-hashes blobs
+    in pack order: damage found by one verify is found by the next in the same process (no
+    cached block hides it), an unreadable pack index makes its blobs missing and says so, and
+    a digest that is not one is a problem, not a crash."""
+    _add_docs(lib, tmp_path, 3)
+    assert lib.verify().ok
+    copies = list(lib.copies())
+    (where,) = lib.store.locate(copies[2]["sha256"])
+    with open(where["file"], "r+b") as f:
+        f.seek(where["offset"] + 10)
+        f.write(b"\x00\x01\x02")
+    r = lib.verify()
+    assert not r.ok
+    assert any(copies[2]["sha256"] in p and f"copy {copies[2]['id']}" in p for p in r.problems)
+    idx = next((Path(lib.store.root) / "packs").glob("*.idx"))
+    idx.write_bytes(b"not an index")
+    for midx in (Path(lib.store.root) / "packs").glob("*.midx"):
+        midx.unlink()
+    r = lib.verify(quick=True)
+    assert any(f"pack {idx.stem}: its index cannot be read" in p for p in r.problems)
+    assert any("missing" in p for p in r.problems)
+    raw_sql(lib, "UPDATE copies SET text_sha256 = 'not-a-digest' WHERE id = 1")
+    r = lib.verify(quick=True)
+    assert any("'not-a-digest' is not a SHA-256 digest" in p for p in r.problems)

@@ -327,3 +327,42 @@ def test_byte_ranges_number_lines_as_the_streaming_reader_does(tmp_path: Path, m
         )
         lib.close()
     assert seen["a"] == seen["b"] and len(seen["a"]) == 61
+
+
+def test_an_index_scan_in_small_chunks_gives_the_loaded_index(tmp_path: Path):
+    """verify reads the indexes a chunk at a time; the entries must be those load_index holds,
+    from all.midx and from packs it does not cover alike."""
+    root = tmp_path / "blobs"
+    store = BlobStore(str(root))
+    with store.packing():
+        for i in range(20):
+            store.put(f"merged blob {i}".encode())
+    store.consolidate()
+    with store.packing():
+        for i in range(7):
+            store.put(f"unmerged blob {i}".encode())
+    index = packs.load_index(store.fs, store.pack_dir)
+    scan = packs.IndexScan(store.fs, store.pack_dir, packs.pack_listing(store.fs, store.pack_dir))
+    scan.rows = 3
+    parts = list(scan.chunks())
+    assert max(len(e) for e, _ in parts) == 3 and len(scan.merged) == 1
+    got = sorted(
+        (packs.sha_bytes(e["sha"]), scan.names[int(p)], int(e["block_off"]), int(e["inner"]))
+        for entries, numbers in parts
+        for e, p in zip(entries, numbers, strict=True)
+    )
+    want = sorted(
+        (
+            packs.sha_bytes(index.shas[r]),
+            index.location(r).pack,
+            index.location(r).block_off,
+            index.location(r).inner,
+        )
+        for r in range(len(index.shas))
+    )
+    assert got == want and len(got) == 27
+    # A truncated merged index is skipped whole: the packs' own indexes answer.
+    midx = root / "packs" / packs.MIDX_NAME
+    midx.write_bytes(midx.read_bytes()[:-5])
+    scan = packs.IndexScan(store.fs, store.pack_dir, packs.pack_listing(store.fs, store.pack_dir))
+    assert sum(len(e) for e, _ in scan.chunks()) == 27 and not scan.merged

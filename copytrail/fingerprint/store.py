@@ -13,9 +13,6 @@ unregistered file that readers never open.
 from __future__ import annotations
 
 import os
-import re
-import shutil
-import tempfile
 import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -30,14 +27,13 @@ from sqlalchemy import Engine, insert, select
 from copytrail.catalog.schema import fingerprints
 from copytrail.context import Context
 from copytrail.engine.base import Executor
-from copytrail.errors import InvalidInput
 from copytrail.fingerprint import hashing
 from copytrail.fingerprint.normalize import joined_words
+from copytrail.joins import bounded_duckdb
 from copytrail.ledger.db import write_transaction
 from copytrail.store.blobs import BlobStore
 
 TEXTS_PER_TASK = 32
-DEFAULT_JOIN_MEMORY = "3GB"
 TEXTS_PER_BATCH = 4000
 LOOKUP_CHUNK = 500  # texts named in one indexed registry query
 NAMED_LOOKUP_MAX = 50_000  # past this many named texts, one scan of the registry is cheaper
@@ -256,21 +252,10 @@ class FingerprintStore:
 
     @contextmanager
     def joins(self) -> Iterator[Any]:
-        """A DuckDB connection for joins over the fingerprints, bounded in memory: past
-        `COPYTRAIL_JOIN_MEMORY` (default 3GB) DuckDB spills its hash tables to a temporary
-        folder (removed after), so the joins of a large library run out of core instead of
-        taking most of the machine's memory, as DuckDB's own default (80% of it) would."""
-        import duckdb
-
-        spill = tempfile.mkdtemp(prefix="copytrail-joins-")
-        db = duckdb.connect()
-        try:
-            db.execute(f"SET memory_limit = '{join_memory()}'")
-            db.execute(f"SET temp_directory = '{spill}'")
+        """A DuckDB connection for joins over the fingerprints, bounded in memory
+        (`COPYTRAIL_JOIN_MEMORY`, copytrail/joins.py)."""
+        with bounded_duckdb() as db:
             yield db
-        finally:
-            db.close()
-            shutil.rmtree(spill, ignore_errors=True)
 
     def files(self, kind: str, batches: list[str] | None = None) -> list[str]:
         """The `kind` files of the registered batches (or of `batches`)."""
@@ -278,16 +263,6 @@ class FingerprintStore:
             batches = sorted(set(self.registry().values()))
         root = str(self.root)
         return [f"{root}/{kind}-{b}.parquet" for b in batches]
-
-
-def join_memory() -> str:
-    """DuckDB's memory limit for fingerprint joins, e.g. '3GB' (`COPYTRAIL_JOIN_MEMORY`)."""
-    value = os.environ.get("COPYTRAIL_JOIN_MEMORY", DEFAULT_JOIN_MEMORY).strip()
-    if not re.fullmatch(r"\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)", value, re.IGNORECASE):
-        raise InvalidInput(
-            f"COPYTRAIL_JOIN_MEMORY={value!r} is not a size; give one such as 3GB or 800MB"
-        )
-    return value
 
 
 def fingerprint_store(ctx: Context) -> FingerprintStore:

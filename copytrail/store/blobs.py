@@ -74,6 +74,11 @@ class BlobStore:
         """memory:// lives in one process; workers must not write to their own private copy."""
         return self.fs.protocol not in ("memory",) and "memory" not in self.fs.protocol
 
+    @property
+    def is_local(self) -> bool:
+        """Blobs are files on this machine's disk: looking for one costs no round trip."""
+        return self._local
+
     def path(self, sha256: str) -> str:
         return f"{self.root}/{sha256[:2]}/{sha256[2:4]}/{sha256}{SUFFIX}"
 
@@ -270,31 +275,56 @@ class BlobStore:
         elif not self.fs.exists(p):
             rows = self._pack_rows(sha256)
             return self._check_packed(sha256, rows) if rows else "missing"
+        return self.check_loose(sha256)
+
+    def check_loose(self, sha256: str) -> str | None:
+        """None when the loose file of `sha256` hashes to its name; otherwise what is wrong."""
         try:
             h = hashlib.sha256()
-            with self.fs.open(p, "rb") as f:
+            with self.fs.open(self.path(sha256), "rb") as f:
                 reader = self._dctx.stream_reader(f, read_across_frames=True)
                 while chunk := reader.read(1 << 20):
                     h.update(chunk)
+        except FileNotFoundError:
+            return "missing"
         except zstandard.ZstdError as e:
             return f"corrupt zstd data ({e})"
         if h.hexdigest() != sha256:
             return f"content hashes to {h.hexdigest()}, not to its name"
         return None
 
+    def block_reader(self, keep: int = 2) -> packs.BlockReader:
+        """A reader of pack blocks with its own cache of `keep` blocks, for a caller reading
+        in pack order (the cache then never serves a block read before the caller began)."""
+        return packs.BlockReader(self.fs, self.pack_dir, self._local, keep=keep)
+
+    def check_at(
+        self, sha256: str, loc: packs.Location, reader: packs.BlockReader | None = None
+    ) -> str | None:
+        """None when the packed copy at `loc` hashes to `sha256`; otherwise what is wrong. Needs
+        no index: verify finds the locations itself and hands them out in pack order."""
+        try:
+            data = (reader or self._reader).read(loc)
+        except zstandard.ZstdError as e:
+            return f"corrupt zstd data in pack {loc.pack} ({e})"
+        except (OSError, ValueError) as e:
+            return f"unreadable in pack {loc.pack} ({e})"
+        actual = hashlib.sha256(data).hexdigest()
+        if actual != sha256:
+            return f"content hashes to {actual}, not to its name"
+        return None
+
     def _check_packed(self, sha256: str, rows: list[int]) -> str | None:
         index = self._pack_index()
         for row in rows:  # every packed copy must be sound
-            try:
-                data = self._reader.read(index.location(row))
-            except zstandard.ZstdError as e:
-                return f"corrupt zstd data in pack {index.names[int(index.packs[row])]} ({e})"
-            except (OSError, ValueError) as e:
-                return f"unreadable in pack {index.names[int(index.packs[row])]} ({e})"
-            actual = hashlib.sha256(data).hexdigest()
-            if actual != sha256:
-                return f"content hashes to {actual}, not to its name"
+            if problem := self.check_at(sha256, index.location(row)):
+                return problem
         return None
+
+    def index_scan(self) -> packs.IndexScan:
+        """Every live pack's index entries, to be read a chunk at a time (nothing is loaded
+        whole: verify joins them out of core)."""
+        return packs.IndexScan(self.fs, self.pack_dir, packs.pack_listing(self.fs, self.pack_dir))
 
     def remove(self, sha256: str) -> bool:
         return self.remove_many([sha256]) > 0
@@ -328,16 +358,20 @@ class BlobStore:
 
     def iter_names(self) -> Iterator[str]:
         """Every stored blob's SHA-256, loose and packed (temporary files excluded)."""
+        yield from self.iter_loose()
+        shas = self._pack_index(refresh=True).shas
+        for i, sha in enumerate(shas):
+            if i == 0 or shas[i - 1] != sha:
+                yield packs.sha_bytes(sha).hex()
+
+    def iter_loose(self) -> Iterator[str]:
+        """The SHA-256 of every loose blob (temporary files excluded)."""
         if not self.fs.exists(self.root):
             return
         for p in self.fs.find(self.root):
             name = p.rsplit("/", 1)[-1]
             if name.endswith(SUFFIX) and not name.startswith(TMP_PREFIX):
                 yield name[: -len(SUFFIX)]
-        shas = self._pack_index(refresh=True).shas
-        for i, sha in enumerate(shas):
-            if i == 0 or shas[i - 1] != sha:
-                yield packs.sha_bytes(sha).hex()
 
     def iter_temporaries(self) -> Iterator[str]:
         """Temporary files left by a writer killed between write and rename, and packs whose

@@ -255,61 +255,110 @@ class PackIndex:
         )
 
 
+MULTI_ENTRY = np.dtype(ENTRY.descr + [("pack", "<u4")])
+SCAN_ROWS = 1 << 18  # index entries read at a time (about 16 MB)
+
+
+@dataclass
+class IndexScan:
+    """The entries of every live pack, read a chunk at a time: all.midx (when present and
+    sound) for the packs it covers, then each live .idx it does not cover. `names` and
+    `fields` (pack number -> pack name, its field names) grow as `chunks()` reaches each pack;
+    `unreadable` lists the .idx files that could not be read."""
+
+    fs: Any
+    pack_dir: str
+    listing: list[str]
+    rows: int = SCAN_ROWS
+    names: list[str] = field(default_factory=list)
+    fields: list[list[str]] = field(default_factory=list)
+    unreadable: list[str] = field(default_factory=list)
+    merged: set[str] = field(default_factory=set)  # live packs read from all.midx
+
+    @property
+    def live(self) -> frozenset[str]:
+        return live_packs(self.listing)
+
+    def chunks(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(entries, pack numbers) a chunk at a time, in no particular order."""
+        live = self.live
+        if MIDX_NAME in self.listing:
+            yield from self._midx_chunks(live)
+        for name in sorted(live - self.merged):
+            try:
+                header, arr = read_index_bytes(self.fs.cat_file(f"{self.pack_dir}/{name}.idx"))
+            except (ValueError, OSError):
+                self.unreadable.append(name)
+                continue
+            number = len(self.names)
+            self.names.append(name)
+            self.fields.append(header.get("fields", []))
+            for i in range(0, len(arr), self.rows):
+                part = arr[i : i + self.rows]
+                yield part, np.full(len(part), number, dtype="<u4")
+
+    def _midx_chunks(self, live: frozenset[str]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        path = f"{self.pack_dir}/{MIDX_NAME}"
+        try:  # a damaged merged index is only a cache: the packs' own indexes are read instead
+            f = self.fs.open(path, "rb")
+        except OSError:
+            return
+        with f:
+            try:
+                header, start = _read_header(f)
+                body = self.fs.size(path) - start
+                if not header.get("multi") or body % MULTI_ENTRY.itemsize:
+                    raise ValueError("truncated merged index")
+            except (ValueError, OSError):
+                return
+            remap = np.full(len(header["packs"]), -1, dtype=np.int64)
+            for i, name in enumerate(header["packs"]):
+                if name in live:
+                    remap[i] = len(self.names)
+                    self.names.append(name)
+                    self.fields.append(header["fields"][i])
+                    self.merged.add(name)
+            for _ in range(0, body // MULTI_ENTRY.itemsize, self.rows):
+                arr = np.frombuffer(f.read(self.rows * MULTI_ENTRY.itemsize), dtype=MULTI_ENTRY)
+                number = remap[arr["pack"]]
+                keep = number >= 0
+                yield arr[keep][list(ENTRY.names)].astype(ENTRY), number[keep].astype("<u4")
+
+
+def _read_header(f: Any) -> tuple[dict, int]:
+    """(header, offset of the entries) of an index file open at its start."""
+    head = f.read(len(IDX_MAGIC) + 4)
+    if not head.startswith(IDX_MAGIC) or len(head) < len(IDX_MAGIC) + 4:
+        raise ValueError("not a copytrail pack index")
+    n = int.from_bytes(head[len(IDX_MAGIC) :], "little")
+    return orjson.loads(f.read(n)), len(head) + n
+
+
 def load_index(fs: Any, pack_dir: str, names: list[str] | None = None) -> PackIndex:
     """Read all.midx (when present) and every live index it does not cover. `names`: the pack
     folder's listing when the caller has just made it."""
-    if names is None:
-        names = pack_listing(fs, pack_dir)
-    idx_names = set(live_packs(names))
-    parts_entries, parts_packs = [], []
-    pack_names: list[str] = []
-    pack_fields: list[list[str]] = []
-    covered: set[str] = set()
-    if MIDX_NAME in names:
-        try:
-            header, arr = read_index_bytes(fs.cat_file(f"{pack_dir}/{MIDX_NAME}"))
-        except (ValueError, OSError):
-            header, arr = None, None  # a damaged merged index is only a cache: read the packs
-        if header is not None:
-            keep = [i for i, n in enumerate(header["packs"]) if n in idx_names]
-            remap = np.full(len(header["packs"]), -1, dtype=np.int64)
-            for i in keep:
-                remap[i] = len(pack_names)
-                pack_names.append(header["packs"][i])
-                pack_fields.append(header["fields"][i])
-                covered.add(header["packs"][i])
-            new_pack = remap[arr["pack"]]
-            live = new_pack >= 0
-            parts_entries.append(arr[live][list(ENTRY.names)].astype(ENTRY))
-            parts_packs.append(new_pack[live].astype("<u4"))
-    for name in sorted(idx_names - covered):
-        try:
-            header, arr = read_index_bytes(fs.cat_file(f"{pack_dir}/{name}.idx"))
-        except (ValueError, OSError):
-            continue  # verify reports an unreadable index (check_packs)
-        parts_entries.append(arr)
-        parts_packs.append(np.full(len(arr), len(pack_names), dtype="<u4"))
-        pack_names.append(name)
-        pack_fields.append(header.get("fields", []))
-    unmerged = len(idx_names - covered)
-    if not parts_entries:
+    scan = IndexScan(fs, pack_dir, pack_listing(fs, pack_dir) if names is None else names)
+    parts = list(scan.chunks())
+    idx_names = scan.live
+    unmerged = len(idx_names - scan.merged)
+    if not parts:
         return PackIndex(
-            names=pack_names,
-            fields=pack_fields,
-            listing=frozenset(idx_names),
+            names=scan.names,
+            fields=scan.fields,
+            listing=idx_names,
             unmerged=unmerged,
         )
-    entries = np.concatenate(parts_entries)
-    packs = np.concatenate(parts_packs)
+    entries = np.concatenate([e for e, _ in parts])
+    packs = np.concatenate([p for _, p in parts])
     order = np.argsort(entries["sha"], kind="stable")
     entries, packs = entries[order], packs[order]
     return PackIndex(
         shas=np.ascontiguousarray(entries["sha"]),
         entries=entries,
         packs=packs,
-        names=pack_names,
-        fields=pack_fields,
-        listing=frozenset(idx_names),
+        names=scan.names,
+        fields=scan.fields,
+        listing=idx_names,
         unmerged=unmerged,
     )
 
