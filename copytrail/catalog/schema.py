@@ -75,9 +75,11 @@ copies = Table(
     Column("extra", Text),  # JSON: other metadata (identifiers, encoding, record fields, ...)
     Column("created", String(40), nullable=False),
     Column("event_seq", BigInteger, nullable=False),
-    UniqueConstraint("dataset_id", "sha256", name="uq_copy_dataset_sha256"),
+    # Digest first: the one index serves "this file in this dataset" and "this file anywhere"
+    # (a second index on sha256 alone cost ~85 bytes a copy). Libraries made before keep
+    # UNIQUE (dataset_id, sha256) and ix_copies_sha256, which answer the same lookups.
+    UniqueConstraint("sha256", "dataset_id", name="uq_copy_sha256_dataset"),
 )
-Index("ix_copies_sha256", copies.c.sha256)
 Index("ix_copies_text_sha256", copies.c.text_sha256)
 Index("ix_copies_dataset_path", copies.c.dataset_id, copies.c.path)
 Index("ix_copies_event_seq", copies.c.event_seq)  # the copies of one batch event
