@@ -11,53 +11,106 @@ library's `Context`. Nothing here is logic of its own; subsystems never import t
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from copytrail import checker
-from copytrail.acquisition import purchases
-from copytrail.acquisition import purpose as purpose_records
-from copytrail.acquisition import reconcile as reconciliation
-from copytrail.acquisition import scans as scan_records
-from copytrail.acquisition import uses as copy_uses
-from copytrail.audit import browse
-from copytrail.audit import run as audits
-from copytrail.build import run as builds
-from copytrail.build import tokenizer as tokenizers
-from copytrail.build import trace as traces
 from copytrail.catalog import batches, disclose, queries, records
 from copytrail.catalog.migrate import ensure_current, migrate
 from copytrail.context import Caches, Context
-from copytrail.engine.base import Executor
 from copytrail.engine.local import LocalEngine
 from copytrail.errors import LibraryNotFound
-from copytrail.evidence import bundle as bundles
-from copytrail.fingerprint import boilerplate as boilerplates
-from copytrail.fingerprint.store import FingerprintStore, fingerprint_store
-from copytrail.guard import scope as guards
-from copytrail.guard import search as searches
-from copytrail.guard import session as checks
-from copytrail.guard.budget import Budget
-from copytrail.ingest import run as ingests
-from copytrail.interop import croissant, lineage
-from copytrail.interop import hf as hf_export
-from copytrail.ledger import checkpoint as checkpoints
-from copytrail.ledger import publish
 from copytrail.ledger.db import make_engine, read_connection, write_transaction
 from copytrail.ledger.events import EventWriter, default_actor
-from copytrail.ledger.verify import VerifyReport
-from copytrail.models import decoding as model_decoding
-from copytrail.models import probe as model_probe
-from copytrail.models import train as model_training
-from copytrail.production import produce as productions
-from copytrail.retention import delete as deletions
-from copytrail.retention import holds as legal_holds
-from copytrail.retention import report as retention
-from copytrail.server import keys as api_keys
 from copytrail.store.blobs import BlobStore
+
+
+class _OnFirstUse:
+    """A subsystem module imported when the facade first calls into it: a CLI command loads
+    what it runs, not every subsystem (which cost 0.6 s of start-up before each command).
+    importlib's import lock makes the first use from two threads safe."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._module: Any = None
+
+    def __getattr__(self, attr: str) -> Any:
+        module = self._module
+        if module is None:
+            module = self._module = importlib.import_module(self._name)
+        return getattr(module, attr)
+
+
+if TYPE_CHECKING:  # the same names, typed, for checkers
+    from copytrail import checker
+    from copytrail.acquisition import purchases
+    from copytrail.acquisition import purpose as purpose_records
+    from copytrail.acquisition import reconcile as reconciliation
+    from copytrail.acquisition import scans as scan_records
+    from copytrail.acquisition import uses as copy_uses
+    from copytrail.audit import browse
+    from copytrail.audit import run as audits
+    from copytrail.build import run as builds
+    from copytrail.build import tokenizer as tokenizers
+    from copytrail.build import trace as traces
+    from copytrail.engine.base import Executor
+    from copytrail.evidence import bundle as bundles
+    from copytrail.fingerprint import boilerplate as boilerplates
+    from copytrail.fingerprint import store as fingerprint_stores
+    from copytrail.fingerprint.store import FingerprintStore
+    from copytrail.guard import scope as guards
+    from copytrail.guard import search as searches
+    from copytrail.guard import session as checks
+    from copytrail.guard.budget import Budget
+    from copytrail.ingest import run as ingests
+    from copytrail.interop import croissant, lineage
+    from copytrail.interop import hf as hf_export
+    from copytrail.ledger import checkpoint as checkpoints
+    from copytrail.ledger import publish
+    from copytrail.ledger.verify import VerifyReport
+    from copytrail.models import decoding as model_decoding
+    from copytrail.models import probe as model_probe
+    from copytrail.models import train as model_training
+    from copytrail.production import produce as productions
+    from copytrail.retention import delete as deletions
+    from copytrail.retention import holds as legal_holds
+    from copytrail.retention import report as retention
+    from copytrail.server import keys as api_keys
+else:
+    checker = _OnFirstUse("copytrail.checker")
+    purchases = _OnFirstUse("copytrail.acquisition.purchases")
+    purpose_records = _OnFirstUse("copytrail.acquisition.purpose")
+    reconciliation = _OnFirstUse("copytrail.acquisition.reconcile")
+    scan_records = _OnFirstUse("copytrail.acquisition.scans")
+    copy_uses = _OnFirstUse("copytrail.acquisition.uses")
+    browse = _OnFirstUse("copytrail.audit.browse")
+    audits = _OnFirstUse("copytrail.audit.run")
+    builds = _OnFirstUse("copytrail.build.run")
+    tokenizers = _OnFirstUse("copytrail.build.tokenizer")
+    traces = _OnFirstUse("copytrail.build.trace")
+    bundles = _OnFirstUse("copytrail.evidence.bundle")
+    boilerplates = _OnFirstUse("copytrail.fingerprint.boilerplate")
+    fingerprint_stores = _OnFirstUse("copytrail.fingerprint.store")
+    guards = _OnFirstUse("copytrail.guard.scope")
+    searches = _OnFirstUse("copytrail.guard.search")
+    checks = _OnFirstUse("copytrail.guard.session")
+    ingests = _OnFirstUse("copytrail.ingest.run")
+    croissant = _OnFirstUse("copytrail.interop.croissant")
+    lineage = _OnFirstUse("copytrail.interop.lineage")
+    hf_export = _OnFirstUse("copytrail.interop.hf")
+    checkpoints = _OnFirstUse("copytrail.ledger.checkpoint")
+    publish = _OnFirstUse("copytrail.ledger.publish")
+    model_decoding = _OnFirstUse("copytrail.models.decoding")
+    model_probe = _OnFirstUse("copytrail.models.probe")
+    model_training = _OnFirstUse("copytrail.models.train")
+    productions = _OnFirstUse("copytrail.production.produce")
+    deletions = _OnFirstUse("copytrail.retention.delete")
+    legal_holds = _OnFirstUse("copytrail.retention.holds")
+    retention = _OnFirstUse("copytrail.retention.report")
+    api_keys = _OnFirstUse("copytrail.server.keys")
 
 CONFIG_NAME = "library.json"
 DEFAULT_PATH = ".copytrail"
@@ -135,7 +188,7 @@ class Library:
 
     @property
     def fingerprints(self) -> FingerprintStore:
-        return fingerprint_store(self.ctx)
+        return fingerprint_stores.fingerprint_store(self.ctx)
 
     # ---- lifecycle -------------------------------------------------------------------------
     @classmethod
