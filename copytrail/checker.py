@@ -46,7 +46,7 @@ from copytrail.ledger.against import check_against, read_held
 from copytrail.ledger.db import read_connection
 from copytrail.ledger.events import Event
 from copytrail.ledger.schema import events
-from copytrail.ledger.verify import ProgressFn, VerifyReport, verify_log
+from copytrail.ledger.verify import MAX_LISTED, ProgressFn, VerifyReport, verify_log
 from copytrail.store.blobs import BlobStore
 from copytrail.store.packs import DERIVED, IndexScan, Location
 
@@ -266,20 +266,31 @@ def check_store(
         _load_references(conn, db, deleted_by_events, report, progress)
         scan = _load_store(db, store, report)
         db.execute("CREATE TABLE live AS SELECT DISTINCT sha FROM refs WHERE live")
-        bad = [(sha, "missing") for (sha,) in db.execute(_MISSING).fetchall()]
+        # Problems are listed up to MAX_LISTED and counted exactly: a store that lost every
+        # blob must not put millions of messages in memory.
+        missing = db.execute(f"SELECT count(*) FROM ({_MISSING})").fetchone()[0]
+        listed_missing = db.execute(f"{_MISSING} LIMIT {MAX_LISTED}").fetchall()
+        bad = [(sha, "missing") for (sha,) in listed_missing]
+        unlisted = missing - len(bad)
         if not quick:
-            bad += _rehash(db, store, scan, progress, executor)
+            damaged, count = _rehash(db, store, scan, progress, executor)
+            listed = damaged[: max(0, MAX_LISTED - len(bad))]
+            bad += listed
+            unlisted += count - len(listed)
         referrers = _referrers(db, [sha for sha, _ in bad])
         for sha, err in bad:
             report.problem(f"blob {sha} ({referrers.get(sha, '')}): {err}")
+        report.problem_count += unlisted
         checked = db.execute("SELECT count(*) FROM live").fetchone()[0]
         report.counts.update(blobs_referenced=checked)
         leftovers = 0
-        for sha, ids in db.execute(_STILL_STORED).fetchall():
-            if unfinished and all(i in unfinished for i in ids):
-                leftovers += 1
-            else:
-                report.problem(f"blob {sha} of deleted copy {ids[0]} is still in the store")
+        cur = db.execute(_STILL_STORED)
+        while rows := cur.fetchmany(REFS_PAGE):
+            for sha, ids in rows:
+                if unfinished and all(i in unfinished for i in ids):
+                    leftovers += 1
+                else:
+                    report.problem(f"blob {sha} of deleted copy {ids[0]} is still in the store")
         orphans = db.execute(_ORPHANS).fetchone()[0]
     if leftovers:
         report.notes.append(
@@ -417,9 +428,10 @@ def _rehash(
     scan: IndexScan,
     progress: ProgressFn | None,
     executor: Executor | None,
-) -> list[tuple[str, str]]:
+) -> tuple[list[tuple[str, str]], int]:
     """Re-hash every live blob's stored copies (each packed copy, and the loose file where one
-    exists and looking costs nothing or nothing is packed); (digest, what is wrong) per bad one.
+    exists and looking costs nothing or nothing is packed). Returns (digest, what is wrong) for
+    the first MAX_LISTED bad ones, and how many are bad.
     They are read in pack order, a task of neighbours at a time."""
     todo = f"""
         SELECT s.sha, s.pack, s.kind, s.field, s.inner_off, s.block_off, s.block_len, s.size,
@@ -454,11 +466,13 @@ def _rehash(
         else executor.map(check_blobs, tasks(), job, int(nbytes))
     )
     bad: list[tuple[str, str]] = []
+    count = 0
     for done, problems in results:
-        bad += problems
+        count += len(problems)
+        bad += problems[: max(0, MAX_LISTED - len(bad))]
         if progress:
             progress("blobs", done, None)
-    return bad
+    return bad, count
 
 
 def _referrers(db: Any, shas: list[str]) -> dict[str, str]:

@@ -289,3 +289,21 @@ def test_verify_reads_the_store_out_of_core_and_names_what_is_wrong(lib: Library
     raw_sql(lib, "UPDATE copies SET text_sha256 = 'not-a-digest' WHERE id = 1")
     r = lib.verify(quick=True)
     assert any("'not-a-digest' is not a SHA-256 digest" in p for p in r.problems)
+
+
+def test_verify_counts_every_lost_blob_and_lists_a_few(
+    lib: Library, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """A store that lost its blobs gives an exact problem count without a message per blob in
+    memory: the first few are listed with the copies naming them."""
+    from copytrail import checker
+
+    _add_docs(lib, tmp_path, 5)
+    digests = {d for c in lib.copies() for d in (c["sha256"], c["text_sha256"]) if d}
+    lib.store.remove_many(digests)
+    monkeypatch.setattr(checker, "MAX_LISTED", 2)
+    for quick in (True, False):
+        r = lib.verify(quick=quick)
+        lost = [p for p in r.problems if "missing" in p]
+        assert r.problem_count == len(digests) and len(lost) == 2
+        assert all("(copy " in p for p in lost)
