@@ -13,6 +13,7 @@ reported as a note, as are temporary files from a write killed before its rename
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from collections.abc import Iterator
@@ -415,10 +416,10 @@ def _load_store(db: Any, store: BlobStore, report: VerifyReport) -> IndexScan:
     for name in scan.unreadable:
         report.problem(f"pack {name}: its index cannot be read, so its blobs count as missing")
     db.execute("CREATE TABLE loose (sha BLOB)")
-    loose = [n for n in store.iter_loose() if SHA_HEX.fullmatch(n)]
-    for i in range(0, len(loose), REFS_PAGE):
-        part = pa.table({"sha": loose[i : i + REFS_PAGE]})
-        _insert(db, "INSERT INTO loose SELECT unhex(sha) FROM {}", part)
+    # A library from before packs may hold millions of loose blobs: listed a page at a time.
+    names = (n for n in store.iter_loose() if SHA_HEX.fullmatch(n))
+    while page := list(itertools.islice(names, REFS_PAGE)):
+        _insert(db, "INSERT INTO loose SELECT unhex(sha) FROM {}", pa.table({"sha": page}))
     return scan
 
 

@@ -365,13 +365,21 @@ class BlobStore:
                 yield packs.sha_bytes(sha).hex()
 
     def iter_loose(self) -> Iterator[str]:
-        """The SHA-256 of every loose blob (temporary files excluded)."""
+        """The SHA-256 of every loose blob (temporary files excluded). On a local disk the
+        folders are walked, not listed whole: a store from before packs holds millions of files."""
         if not self.fs.exists(self.root):
             return
-        for p in self.fs.find(self.root):
+        for p in self._walk_local() if self._local else self.fs.find(self.root):
             name = p.rsplit("/", 1)[-1]
             if name.endswith(SUFFIX) and not name.startswith(TMP_PREFIX):
                 yield name[: -len(SUFFIX)]
+
+    def _walk_local(self) -> Iterator[str]:
+        for top, dirs, files in os.walk(self.root):
+            if top == self.root and packs.PACK_DIR in dirs:
+                dirs.remove(packs.PACK_DIR)  # packs hold no loose blobs
+            for name in files:
+                yield f"{top}/{name}"
 
     def iter_temporaries(self) -> Iterator[str]:
         """Temporary files left by a writer killed between write and rename, and packs whose
