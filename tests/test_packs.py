@@ -366,3 +366,9 @@ def test_an_index_scan_in_small_chunks_gives_the_loaded_index(tmp_path: Path):
     midx.write_bytes(midx.read_bytes()[:-5])
     scan = packs.IndexScan(store.fs, store.pack_dir, packs.pack_listing(store.fs, store.pack_dir))
     assert sum(len(e) for e, _ in scan.chunks()) == 27 and not scan.merged
+    # So is one whose header is sound JSON of the wrong shape.
+    header = orjson.dumps({"multi": True, "packs": 5, "fields": []})
+    midx.write_bytes(packs.IDX_MAGIC + len(header).to_bytes(4, "little") + header)
+    scan = packs.IndexScan(store.fs, store.pack_dir, packs.pack_listing(store.fs, store.pack_dir))
+    assert sum(len(e) for e, _ in scan.chunks()) == 27 and not scan.merged
+    assert BlobStore(str(root)).get(_sha(b"merged blob 3")) == b"merged blob 3"

@@ -31,24 +31,6 @@ def _worker_start(context: Any, parent: int) -> None:
     global _context
     _context = context
     _die_with_parent(parent)
-    _steady_malloc()
-
-
-M_MMAP_THRESHOLD = -3
-MMAP_THRESHOLD = 128 << 10
-
-
-def _steady_malloc() -> None:
-    """Fix glibc's mmap threshold at its starting value. Left dynamic, it rises past each large
-    buffer freed (a decompressed block, a book), so later large buffers come from the heap,
-    which fragments and is not given back: a verify worker grew from 110 to 280 MB over two
-    million blobs, and stays at 102 MB with the threshold fixed."""
-    try:
-        import ctypes
-
-        ctypes.CDLL(None).mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)
-    except (OSError, AttributeError):  # not glibc: nothing to fix
-        pass
 
 
 def _die_with_parent(parent: int) -> None:

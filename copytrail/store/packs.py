@@ -307,20 +307,28 @@ class IndexScan:
             try:
                 header, start = _read_header(f)
                 body = self.fs.size(path) - start
-                if not header.get("multi") or body % MULTI_ENTRY.itemsize:
-                    raise ValueError("truncated merged index")
-            except (ValueError, OSError):
+                packs, fields = header["packs"], header["fields"]
+                if (
+                    not header.get("multi")
+                    or body % MULTI_ENTRY.itemsize
+                    or not isinstance(packs, list)
+                    or not isinstance(fields, list)
+                    or len(fields) != len(packs)
+                ):
+                    raise ValueError("damaged merged index")
+            except (ValueError, OSError, KeyError, TypeError):
                 return
-            remap = np.full(len(header["packs"]), -1, dtype=np.int64)
-            for i, name in enumerate(header["packs"]):
-                if name in live:
+            # One slot past the packs it names: entries naming no pack (damage) are dropped.
+            remap = np.full(len(packs) + 1, -1, dtype=np.int64)
+            for i, name in enumerate(packs):
+                if isinstance(name, str) and name in live and name not in self.merged:
                     remap[i] = len(self.names)
                     self.names.append(name)
-                    self.fields.append(header["fields"][i])
+                    self.fields.append(fields[i])
                     self.merged.add(name)
             for _ in range(0, body // MULTI_ENTRY.itemsize, self.rows):
                 arr = np.frombuffer(f.read(self.rows * MULTI_ENTRY.itemsize), dtype=MULTI_ENTRY)
-                number = remap[arr["pack"]]
+                number = remap[np.minimum(arr["pack"], len(packs))]
                 keep = number >= 0
                 yield arr[keep][list(ENTRY.names)].astype(ENTRY), number[keep].astype("<u4")
 
