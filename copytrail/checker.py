@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import multiprocessing
 import re
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -43,6 +42,7 @@ from copytrail.catalog.schema import (
     works,
 )
 from copytrail.engine.base import Executor, map_inline
+from copytrail.engine.local import in_local_worker
 from copytrail.joins import bounded_duckdb
 from copytrail.ledger.against import check_against, read_held
 from copytrail.ledger.db import read_connection
@@ -110,10 +110,10 @@ def _steady_malloc() -> None:
     later ones come from the heap, which fragments and is not given back: a verify worker grew
     from 110 to 280 MB over two million blobs, and stays at ~100 MB with it fixed. Only here:
     in ingest workers the same setting cost 10-30% (every large buffer a fresh mapping). And
-    only in a pool worker, which ends with the verify: never in a process that goes on to other
-    work (a server checking a small library inline, a Ray worker)."""
+    only in a local pool worker, which ends with the verify: never in a process that goes on to
+    other work (a server checking a small library inline, a Ray worker)."""
     global _malloc_fixed
-    if _malloc_fixed or multiprocessing.parent_process() is None:
+    if _malloc_fixed or not in_local_worker():
         return
     _malloc_fixed = True
     try:

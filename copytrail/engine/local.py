@@ -25,11 +25,19 @@ def default_workers() -> int:
 # The worker context of the pool this process serves; set once per worker by the initializer,
 # so a large context (a store with open handles) is sent once per worker, not once per task.
 _context: Any = None
+_in_worker = False
+
+
+def in_local_worker() -> bool:
+    """Whether this process is a LocalEngine pool worker (it ends with the map that started it;
+    a step may tune such a process for its own work)."""
+    return _in_worker
 
 
 def _worker_start(context: Any, parent: int) -> None:
-    global _context
+    global _context, _in_worker
     _context = context
+    _in_worker = True
     _die_with_parent(parent)
 
 
