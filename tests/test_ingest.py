@@ -7,8 +7,10 @@ import shutil
 from pathlib import Path
 
 import orjson
+import pytest
 
 from copytrail import Library, samples
+from copytrail.errors import NotFound
 
 from .conftest import EXAMPLES, pooled
 
@@ -187,6 +189,13 @@ def test_show_by_prefix_and_stats(lib: Library):
     lib.ingest([str(EXAMPLES / "5200")], source="pg", dataset="s@1")
     c = next(iter(lib.copies()))
     assert lib.copy(c["sha256"][:10])["id"] == c["id"]
+    assert lib.copy(c["sha256"].upper())["id"] == c["id"]  # the whole digest, any case
+    # By its text's digest too (a range on the index, not LIKE: every prefix of every digest).
+    for copy in lib.copies():
+        for n in (6, 20, 64):
+            assert lib.copy(copy["text_sha256"][:n])["id"] == copy["id"]
+    with pytest.raises(NotFound):
+        lib.copy("ffffff" if not c["sha256"].startswith("ffffff") else "000000")
     assert lib.copy(str(c["id"]))["events"][0]["type"] == "ingested"
     st = lib.stats()
     assert st["copies"] == 3 and st["by_dataset"][0]["dataset"] == "s@1"

@@ -307,3 +307,13 @@ def test_verify_counts_every_lost_blob_and_lists_a_few(
         lost = [p for p in r.problems if "missing" in p]
         assert r.problem_count == len(digests) and len(lost) == 2
         assert all("(copy " in p for p in lost)
+
+
+def test_a_copy_is_found_by_any_prefix_of_either_digest(lib: Library, tmp_path: Path):
+    """The prefix lookup is a range on the digest indexes; on PostgreSQL it runs under the
+    database's collation, where it must find the same copies."""
+    _add_docs(lib, tmp_path, 4)
+    for copy in lib.copies():
+        for digest in (copy["sha256"], copy["text_sha256"]):
+            for n in (6, 11, 64):
+                assert lib.copy(digest[:n])["id"] == copy["id"]

@@ -150,6 +150,13 @@ def iter_copies(
                     return
 
 
+def _hex_prefix(column: Any, prefix: str) -> Any:
+    """`column` starts with the lowercase hex `prefix`, as a range an index answers (LIKE
+    'p%' scans every copy: SQLite's LIKE is case-insensitive, so no index serves it). Every
+    hex digit sorts below 'g'."""
+    return and_(column >= prefix, column < prefix + "g")
+
+
 def find_copy(conn: Connection, ref: str | int) -> dict[str, Any]:
     """A copy by id or by a SHA-256 prefix (of its bytes or of its text), without its history."""
     ref_s = str(ref).strip().lower()
@@ -165,7 +172,9 @@ def find_copy(conn: Connection, ref: str | int) -> dict[str, Any]:
             )
         rows = conn.execute(
             full_copy_query()
-            .where(or_(copies.c.sha256.like(ref_s + "%"), copies.c.text_sha256.like(ref_s + "%")))
+            .where(
+                or_(_hex_prefix(copies.c.sha256, ref_s), _hex_prefix(copies.c.text_sha256, ref_s))
+            )
             .limit(20)
         ).all()
     if not rows:
