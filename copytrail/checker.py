@@ -43,7 +43,7 @@ from copytrail.catalog.schema import (
 )
 from copytrail.engine.base import Executor, map_inline
 from copytrail.engine.local import in_local_worker
-from copytrail.joins import bounded_duckdb
+from copytrail.joins import bounded_duckdb, run_with_arrow
 from copytrail.ledger.against import check_against, read_held
 from copytrail.ledger.db import read_connection
 from copytrail.ledger.events import Event
@@ -296,10 +296,10 @@ def check_store(
         db.execute("CREATE TABLE live AS SELECT DISTINCT sha FROM refs WHERE live")
         # Problems are listed up to MAX_LISTED and counted exactly: a store that lost every
         # blob must not put millions of messages in memory.
-        missing = db.execute(f"SELECT count(*) FROM ({_MISSING})").fetchone()[0]
+        # The count is a window over all missing blobs, taken before the LIMIT.
         listed_missing = db.execute(f"{_MISSING} LIMIT {MAX_LISTED}").fetchall()
-        bad = [(sha, "missing") for (sha,) in listed_missing]
-        unlisted = missing - len(bad)
+        bad = [(sha, "missing") for sha, _ in listed_missing]
+        unlisted = (listed_missing[0][1] if listed_missing else 0) - len(bad)
         if not quick:
             damaged, count = _rehash(db, store, scan, progress, executor)
             listed = damaged[: max(0, MAX_LISTED - len(bad))]
@@ -337,7 +337,7 @@ def check_store(
 
 
 _MISSING = """
-    SELECT lower(hex(l.sha)) FROM live l
+    SELECT lower(hex(l.sha)), count(*) OVER () FROM live l
     WHERE NOT EXISTS (SELECT 1 FROM stored s WHERE s.sha = l.sha)
       AND NOT EXISTS (SELECT 1 FROM loose o WHERE o.sha = l.sha)
     ORDER BY l.sha"""
@@ -397,7 +397,7 @@ def _load_references(
                 ids.append(cid)
                 lives.append(not is_deleted)
         page = pa.table({"sha": shas, "copy_id": ids, "live": lives})
-        _insert(db, "INSERT INTO refs SELECT unhex(sha), copy_id, NULL, live FROM {}", page)
+        run_with_arrow(db, "INSERT INTO refs SELECT unhex(sha), copy_id, NULL, live FROM {}", page)
         if progress:
             progress("copies", len(rows), None)
     # Reference texts of works lists, declared boilerplate passages and purpose documents are
@@ -413,13 +413,15 @@ def _load_references(
     )
     for row in conn.execute(q):
         other.append((row.document_sha256, f"purpose {row.id}"))
+    valid = []
     for sha, who in other:
-        if not SHA_HEX.fullmatch(sha or ""):
+        if SHA_HEX.fullmatch(sha or ""):
+            valid.append((sha, who))
+        else:
             report.problem(f"{who}: {str(sha)[:80]!r} is not a SHA-256 digest")
-    other = [(sha, who) for sha, who in other if SHA_HEX.fullmatch(sha or "")]
-    if other:
-        page = pa.table({"sha": [s for s, _ in other], "other": [w for _, w in other]})
-        _insert(db, "INSERT INTO refs SELECT unhex(sha), NULL, other, true FROM {}", page)
+    if valid:
+        page = pa.table({"sha": [s for s, _ in valid], "other": [w for _, w in valid]})
+        run_with_arrow(db, "INSERT INTO refs SELECT unhex(sha), NULL, other, true FROM {}", page)
 
 
 def _load_store(db: Any, store: BlobStore, report: VerifyReport) -> IndexScan:
@@ -439,14 +441,14 @@ def _load_store(db: Any, store: BlobStore, report: VerifyReport) -> IndexScan:
         )
         columns = {k: entries[k] for k in ("kind", "field", "inner", "block_off", "block_len")}
         chunk = pa.table({"sha": sha, "pack": numbers, **columns, "size": entries["size"]})
-        _insert(db, "INSERT INTO stored SELECT * FROM {}", chunk)
+        run_with_arrow(db, "INSERT INTO stored SELECT * FROM {}", chunk)
     for name in scan.unreadable:
         report.problem(f"pack {name}: its index cannot be read, so its blobs count as missing")
     db.execute("CREATE TABLE loose (sha BLOB)")
     # A library from before packs may hold millions of loose blobs: listed a page at a time.
     names = (n for n in store.iter_loose() if SHA_HEX.fullmatch(n))
     while page := list(itertools.islice(names, REFS_PAGE)):
-        _insert(db, "INSERT INTO loose SELECT unhex(sha) FROM {}", pa.table({"sha": page}))
+        run_with_arrow(db, "INSERT INTO loose SELECT unhex(sha) FROM {}", pa.table({"sha": page}))
     return scan
 
 
@@ -511,22 +513,13 @@ def _referrers(db: Any, shas: list[str]) -> dict[str, str]:
         return {}
     import pyarrow as pa
 
-    db.register("verify_wanted", pa.table({"sha": sorted(set(shas))}))
-    rows = db.execute(
+    rows = run_with_arrow(
+        db,
         """SELECT lower(hex(r.sha)),
                   list(coalesce('copy ' || r.copy_id, r.other)
                        ORDER BY r.copy_id NULLS LAST, r.other)[1:5]
-           FROM refs r SEMI JOIN verify_wanted w ON r.sha = unhex(w.sha)
-           WHERE r.live GROUP BY r.sha"""
-    ).fetchall()
-    db.unregister("verify_wanted")
+           FROM refs r SEMI JOIN {} w ON r.sha = unhex(w.sha)
+           WHERE r.live GROUP BY r.sha""",
+        pa.table({"sha": sorted(set(shas))}),
+    )
     return {sha: ", ".join(who) for sha, who in rows}
-
-
-def _insert(db: Any, sql: str, table: Any) -> None:
-    """Run `sql` with `{}` standing for the Arrow `table`."""
-    db.register("verify_batch", table)
-    try:
-        db.execute(sql.format("verify_batch"))
-    finally:
-        db.unregister("verify_batch")

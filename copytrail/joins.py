@@ -62,3 +62,13 @@ def bounded_duckdb(cap: str | None = None) -> Iterator[Any]:
     finally:
         db.close()
         shutil.rmtree(spill, ignore_errors=True)
+
+
+def run_with_arrow(db: Any, sql: str, table: Any, name: str = "arrow_batch") -> list[tuple]:
+    """Run `sql` on a DuckDB connection with `{}` standing for the Arrow `table`, registered
+    under `name` only while it runs; its rows."""
+    db.register(name, table)
+    try:
+        return db.execute(sql.format(name)).fetchall()
+    finally:
+        db.unregister(name)

@@ -48,7 +48,16 @@ ALLOWED: dict[str, set[str]] = {
         "ledger",
         "store",
     },
-    "build": {"audit", "canonical", "catalog", "context", "errors", "fingerprint", "ledger"},
+    "build": {
+        "audit",
+        "canonical",
+        "catalog",
+        "context",
+        "errors",
+        "fingerprint",
+        "joins",
+        "ledger",
+    },
     "retention": {"audit", "build", "catalog", "context", "errors", "guard", "ledger"},
     "acquisition": {
         "audit",

@@ -43,6 +43,7 @@ from copytrail.catalog.schema import copies, corpora, corpus_docs, sources
 from copytrail.context import Context
 from copytrail.errors import Conflict, InvalidInput
 from copytrail.fingerprint.store import NAMED_LOOKUP_MAX, fingerprint_store
+from copytrail.joins import run_with_arrow
 from copytrail.ledger.db import read_connection, write_transaction
 from copytrail.ledger.events import EventWriter, utc_now
 
@@ -175,9 +176,7 @@ def _append(db: Any, table: str, columns: dict[str, Any]) -> None:
     """Append rows given as columns to a DuckDB table, matched by column name (columns not
     given are NULL)."""
     if len(next(iter(columns.values()))):
-        db.register("_append_arrow", pa.table(columns))
-        db.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _append_arrow")
-        db.unregister("_append_arrow")
+        run_with_arrow(db, f"INSERT INTO {table} BY NAME SELECT * FROM {{}}", pa.table(columns))
 
 
 def _works_exclusions(ctx: Context, policy: Policy, ids: list[int]) -> dict[int, tuple[str, str]]:

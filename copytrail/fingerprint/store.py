@@ -29,7 +29,7 @@ from copytrail.context import Context
 from copytrail.engine.base import Executor
 from copytrail.fingerprint import hashing
 from copytrail.fingerprint.normalize import joined_words
-from copytrail.joins import bounded_duckdb
+from copytrail.joins import bounded_duckdb, run_with_arrow
 from copytrail.ledger.db import write_transaction
 from copytrail.store.blobs import BlobStore
 
@@ -204,9 +204,7 @@ class FingerprintStore:
         million texts the dict alone was most of a build's driver memory."""
         db.execute("CREATE TABLE fp_registry (text_sha256 VARCHAR, batch VARCHAR)")
         for chunk in self._registry_chunks(shas):
-            db.register("fp_registry_chunk", chunk)
-            db.execute("INSERT INTO fp_registry SELECT * FROM fp_registry_chunk")
-            db.unregister("fp_registry_chunk")
+            run_with_arrow(db, "INSERT INTO fp_registry SELECT * FROM {}", chunk)
         batches = [
             b for (b,) in db.execute("SELECT DISTINCT batch FROM fp_registry ORDER BY 1").fetchall()
         ]

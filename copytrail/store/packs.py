@@ -52,6 +52,7 @@ ENTRY = np.dtype(
         ("size", "<u8"),  # stored: the blob's length; derived: the original's length
     ]
 )
+MULTI_ENTRY = np.dtype(ENTRY.descr + [("pack", "<u4")])  # all.midx: an entry and its pack
 
 
 def sha_bytes(value: Any) -> bytes:
@@ -77,19 +78,12 @@ def _write_header(f: Any, header: dict) -> None:
 
 def read_index_bytes(data: bytes) -> tuple[dict, np.ndarray]:
     """(header, entries) of an .idx or .midx file; ValueError when it is not one."""
-    if not data.startswith(IDX_MAGIC) or len(data) < len(IDX_MAGIC) + 4:
-        raise ValueError("not a copytrail pack index")
-    n = int.from_bytes(data[len(IDX_MAGIC) : len(IDX_MAGIC) + 4], "little")
-    start = len(IDX_MAGIC) + 4
-    header = orjson.loads(data[start : start + n])
-    body = data[start + n :]
-    width = ENTRY.itemsize + (4 if header.get("multi") else 0)
-    if len(body) % width:
+    header, start = _read_header(io.BytesIO(data))
+    body = data[start:]
+    dtype = MULTI_ENTRY if header.get("multi") else ENTRY
+    if len(body) % dtype.itemsize:
         raise ValueError("truncated pack index")
-    if header.get("multi"):
-        dt = np.dtype(ENTRY.descr + [("pack", "<u4")])
-        return header, np.frombuffer(body, dtype=dt)
-    return header, np.frombuffer(body, dtype=ENTRY)
+    return header, np.frombuffer(body, dtype=dtype)
 
 
 class PackWriter:
@@ -255,7 +249,6 @@ class PackIndex:
         )
 
 
-MULTI_ENTRY = np.dtype(ENTRY.descr + [("pack", "<u4")])
 SCAN_ROWS = 1 << 18  # index entries read at a time (about 16 MB)
 
 
@@ -339,7 +332,10 @@ def _read_header(f: Any) -> tuple[dict, int]:
     if not head.startswith(IDX_MAGIC) or len(head) < len(IDX_MAGIC) + 4:
         raise ValueError("not a copytrail pack index")
     n = int.from_bytes(head[len(IDX_MAGIC) :], "little")
-    return orjson.loads(f.read(n)), len(head) + n
+    header = orjson.loads(f.read(n))
+    if not isinstance(header, dict):
+        raise ValueError("a pack index header that is not an object")
+    return header, len(head) + n
 
 
 def load_index(fs: Any, pack_dir: str, names: list[str] | None = None) -> PackIndex:
@@ -374,8 +370,7 @@ def load_index(fs: Any, pack_dir: str, names: list[str] | None = None) -> PackIn
 def write_midx(fs: Any, pack_dir: str, index: PackIndex, local: bool) -> None:
     """Merge the live indexes into all.midx (a cache: every .idx stays the authority)."""
     header = {"multi": True, "packs": index.names, "fields": index.fields}
-    dt = np.dtype(ENTRY.descr + [("pack", "<u4")])
-    arr = np.empty(len(index.entries), dtype=dt)
+    arr = np.empty(len(index.entries), dtype=MULTI_ENTRY)
     for name in ENTRY.names:
         arr[name] = index.entries[name]
     arr["pack"] = index.packs
