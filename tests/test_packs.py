@@ -157,7 +157,7 @@ def test_a_pack_without_index_is_invisible_and_reported(tmp_path: Path):
     store = BlobStore(str(root))
     with store.packing():
         store.put(b"sealed blob")
-    w = packs.PackWriter(store.fs, store.pack_dir, True, 1)
+    w = packs.PackWriter(store.fs, store.pack_dir, True)
     w.add(bytes.fromhex(_sha(b"unsealed")), b"unsealed")
     w._seal_block()  # written, never closed: as if the writer was killed
     w.file.flush()
@@ -266,7 +266,7 @@ def test_deleting_many_copies_rewrites_each_pack_once(tmp_path: Path, monkeypatc
     lib.ingest([str(records)], source="web", dataset="web@1")
     calls = []
     real = packs.rewrite_pack
-    monkeypatch.setattr(packs, "rewrite_pack", lambda *a, **k: calls.append(a[4]) or real(*a, **k))
+    monkeypatch.setattr(packs, "rewrite_pack", lambda *a, **k: calls.append(a[3]) or real(*a, **k))
     ids = tmp_path / "ids.txt"
     ids.write_text("\n".join(str(i) for i in range(1, 201)))
     r = lib.delete("takedown", copies_file=str(ids))
@@ -372,3 +372,106 @@ def test_an_index_scan_in_small_chunks_gives_the_loaded_index(tmp_path: Path):
     scan = packs.IndexScan(store.fs, store.pack_dir, packs.pack_listing(store.fs, store.pack_dir))
     assert sum(len(e) for e, _ in scan.chunks()) == 27 and not scan.merged
     assert BlobStore(str(root)).get(_sha(b"merged blob 3")) == b"merged blob 3"
+
+
+def _pack_and_merge(root: Path, merged: int, unmerged: int) -> BlobStore:
+    store = BlobStore(str(root))
+    with store.packing():
+        for i in range(merged):
+            store.put(f"merged blob {i}".encode())
+    store.consolidate()
+    with store.packing():
+        for i in range(unmerged):
+            store.put(f"unmerged blob {i}".encode())
+    return store
+
+
+def _scan(store: BlobStore) -> tuple[packs.IndexScan, list[tuple]]:
+    scan = packs.IndexScan(store.fs, store.pack_dir, packs.pack_listing(store.fs, store.pack_dir))
+    scan.rows = 3
+    got = sorted(
+        (packs.sha_bytes(e["sha"]), scan.names[int(p)], int(e["block_off"]), int(e["inner"]))
+        for entries, numbers in scan.chunks()
+        for e, p in zip(entries, numbers, strict=True)
+    )
+    return scan, got
+
+
+def test_index_files_in_frames_are_smaller_and_a_damaged_frame_is_caught(
+    tmp_path: Path, monkeypatch
+):
+    """Index entries are kept in checksummed zstd frames. Several frames read back as the
+    entries written; a damaged frame makes all.midx a skipped cache (none of its packs half
+    read) and a pack's own index unreadable, never wrong entries."""
+    monkeypatch.setattr(packs, "FRAME_ROWS", 5)
+    root = tmp_path / "blobs"
+    store = _pack_and_merge(root, 23, 7)
+    midx = root / "packs" / packs.MIDX_NAME
+    header, entries = packs.read_index_bytes(midx.read_bytes())
+    assert [rows for rows, _ in header["frames"]] == [5, 5, 5, 5, 3] and len(entries) == 23
+    scan, whole = _scan(store)
+    assert len(whole) == 30 and len(scan.merged) == 1 and not scan.unreadable
+    # A byte changed inside the last frame of all.midx: its checksum fails before any entry
+    # is used, and the packs' own indexes answer with the same entries.
+    data = bytearray(midx.read_bytes())
+    data[-3] ^= 0xFF
+    midx.write_bytes(bytes(data))
+    scan, got = _scan(store)
+    assert got == whole and not scan.merged
+    assert BlobStore(str(root)).get(_sha(b"merged blob 22")) == b"merged blob 22"
+    # The same damage to a pack's own index: that pack is reported, its blobs are not invented.
+    midx.unlink()
+    idx = next(p for p in (root / "packs").glob("*.idx"))
+    data = bytearray(idx.read_bytes())
+    data[-3] ^= 0xFF
+    idx.write_bytes(bytes(data))
+    scan, got = _scan(store)
+    assert scan.unreadable == [idx.stem] and 0 < len(got) < 30
+
+    # A header may claim any number of rows; the bytes are checked before rows are allocated.
+    header = orjson.dumps({"pack": "x", "fields": [], "frames": [[packs.MAX_FRAME_ROWS, 1]] * 4096})
+    forged = packs.IDX_MAGIC + len(header).to_bytes(4, "little") + header + b"\x00" * 4096
+    with pytest.raises(ValueError, match="damaged pack index frame"):
+        packs.read_index_bytes(forged)
+    bad_tables = ([[0, 4096]], [[5, -1]], [[5, 4095]], [["5", 4096]], [[5, 4096, 1]], "frames")
+    for table in bad_tables:
+        header = orjson.dumps({"pack": "x", "fields": [], "frames": table})
+        with pytest.raises(ValueError):
+            packs.read_index_bytes(
+                packs.IDX_MAGIC + len(header).to_bytes(4, "little") + header + b"\x00" * 4096
+            )
+
+    # Many entries: the location beside each digest compresses, the digest does not.
+    monkeypatch.setattr(packs, "FRAME_ROWS", packs.SCAN_ROWS)
+    big = BlobStore(str(tmp_path / "big"))
+    with big.packing():
+        for i in range(20_000):
+            big.put(f"record {i} ".encode() * 30)
+    (idx,) = (tmp_path / "big" / "packs").glob("*.idx")
+    assert idx.stat().st_size < 20_000 * 45 < 20_000 * packs.ENTRY.itemsize
+
+
+def test_indexes_written_raw_before_frames_still_read(tmp_path: Path):
+    """Libraries made before index frames keep CTPIDX1 files, entries stored raw: they open,
+    scan and read back the same, and a new pack beside them is written in frames."""
+    root = tmp_path / "blobs"
+    store = _pack_and_merge(root, 20, 7)
+    _, framed = _scan(store)
+    for path in (root / "packs").glob("*idx"):
+        header, arr = packs.read_index_bytes(path.read_bytes())
+        header.pop("frames")
+        h = orjson.dumps(header)
+        path.write_bytes(packs.IDX_MAGIC_RAW + len(h).to_bytes(4, "little") + h + arr.tobytes())
+    scan, raw = _scan(store)
+    assert raw == framed and len(scan.merged) == 1
+    fresh = BlobStore(str(root))
+    for i in range(20):
+        assert fresh.get(_sha(f"merged blob {i}".encode())) == f"merged blob {i}".encode()
+    with fresh.packing():
+        fresh.put(b"a blob after the upgrade")
+    assert (
+        sum(p.read_bytes().startswith(packs.IDX_MAGIC) for p in (root / "packs").glob("*.idx")) == 1
+    )
+    assert (
+        BlobStore(str(root)).get(_sha(b"a blob after the upgrade")) == b"a blob after the upgrade"
+    )

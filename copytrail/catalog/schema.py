@@ -17,7 +17,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-from copytrail.ledger.schema import metadata
+from copytrail.ledger.schema import ROW_KEY, metadata
 
 SCHEMA_VERSION = 13  # 2: works lists, audits, matches; 3: works.text_source_sha256; 4: api_keys
 # 5: corpora, corpus_docs; 6: runs; 7: holds, deletions (fingerprints joined the schema in 7)
@@ -55,7 +55,7 @@ datasets = Table(
 copies = Table(
     "copies",
     metadata,
-    Column("id", BigInteger, primary_key=True, autoincrement=False),
+    Column("id", ROW_KEY, primary_key=True, autoincrement=False),
     Column("dataset_id", Integer, ForeignKey("datasets.id"), nullable=False),
     # NULL only for items refused before their bytes were read (an oversized archive member).
     Column("sha256", String(64)),
@@ -105,7 +105,7 @@ works_lists = Table(
 works = Table(
     "works",
     metadata,
-    Column("id", BigInteger, primary_key=True, autoincrement=False),
+    Column("id", ROW_KEY, primary_key=True, autoincrement=False),
     Column("list_id", Integer, ForeignKey("works_lists.id"), nullable=False),
     Column("work_id", String(200), nullable=False),
     Column("title", Text),
@@ -317,7 +317,7 @@ Index("ix_purchases_isbn", purchases.c.isbn13)
 scans = Table(
     "scans",
     metadata,
-    Column("copy_id", BigInteger, ForeignKey("copies.id"), primary_key=True),
+    Column("copy_id", ROW_KEY, ForeignKey("copies.id"), primary_key=True),
     Column("purchase_id", Integer, ForeignKey("purchases.id")),  # NULL: no purchase found
     Column("match", Text),  # JSON: how the purchase line was found (method, score, key)
     Column("scan_date", String(40)),
