@@ -423,3 +423,51 @@ def _check_flagged_against_a_direct_count(segments, monkeypatch) -> None:
         monkeypatch.setattr(marks, "PARTITION_BITS", bits)
         got = marks._flagged(segments, np.zeros(0, np.uint64), k, max_texts)
         assert got.tolist() == expected, bits
+
+
+def test_a_refresh_killed_between_segments_is_taken_up_where_it_stopped(tmp_path, monkeypatch):
+    """New texts are cut into segments by a plan that depends only on the texts; segments a
+    killed refresh finished are taken up by the next, which builds only the rest and ends with
+    the index an uninterrupted refresh makes. --rebuild takes up nothing."""
+    import copytrail.guard.index as gi
+
+    monkeypatch.setattr(gi, "SEGMENT_TEXT_BYTES", 200)
+    docs = _docs([f"text {i} " + " ".join(f"w{i}x{j}" for j in range(30)) for i in range(12)])
+    sizes = {sha: len(t) for sha, t in docs.items()}
+    read = _reader(docs)
+    groups = gi.plan_segments(sorted(docs), sizes)
+    assert len(groups) >= 4
+
+    def builder(root: Path, stop_after: int | None, asked: list):
+        def build(todo: list[list[str]]):
+            for n, group in enumerate(todo):
+                if stop_after is not None and n == stop_after:
+                    raise KeyboardInterrupt("killed")
+                asked.append(group)
+                yield gi.build_segment(root, read(group))
+
+        return build
+
+    whole = tmp_path / "whole"
+    refresh(whole, {}, docs, read, build_segments=builder(whole, None, []), sizes=sizes)
+    path = tmp_path / "g"
+    with pytest.raises(KeyboardInterrupt):
+        refresh(path, {}, docs, read, build_segments=builder(path, 2, []), sizes=sizes)
+    assert not (path / gi.MANIFEST).exists() and len(list(path.glob("seg-*"))) == 2
+    asked: list = []
+    r = refresh(path, {}, docs, read, build_segments=builder(path, None, asked), sizes=sizes)
+    assert r.reused == 2 and asked == groups[2:]
+
+    def content(p: Path) -> list:
+        g = GuardIndex.open(p)
+        return [(s.doc_shas, np.asarray(s.tokens).tolist()) for s in g.segments]
+
+    assert content(path) == content(whole)
+    assert len(list(path.glob("seg-*"))) == len(GuardIndex.open(path).segments)
+    # A segment the manifest names is never "taken up" as new, and --rebuild builds everything.
+    asked.clear()
+    r = refresh(
+        path, {}, docs, read, rebuild=True, build_segments=builder(path, None, asked), sizes=sizes
+    )
+    assert r.reused == 0 and asked == groups
+    assert content(path) == content(whole)

@@ -151,3 +151,72 @@ def test_killed_index_build_leaves_a_usable_library(tmp_path: Path):
     assert not list((lib / "guard" / "g").glob(".tmp-*"))  # leftovers cleaned by the rerun
     phrase = " ".join(base[3000:3012])
     assert json.loads(run_cli("search", phrase, "--json", library=lib).stdout)["occurrences"] >= 1
+
+
+_SMALL_SEGMENTS_BUILD = """
+import json, sys
+import copytrail.guard.index as gi
+gi.SEGMENT_TEXT_BYTES = 400_000  # many segments from a few books
+from copytrail import Library
+lib = Library.open(sys.argv[1])
+print(json.dumps(lib.guard_index(sys.argv[2], all_datasets=True)))
+"""
+
+
+def test_a_killed_first_index_build_is_taken_up_by_the_rerun(tmp_path: Path):
+    """SIGKILL a first `guard index` once some of its segments are on disk: no index is listed,
+    verify accepts the library, and the rerun builds only the segments that were missing and
+    ends with the index an uninterrupted build makes."""
+    import os
+    import random
+    import signal
+    import time
+
+    lib = tmp_path / "lib"
+    books = tmp_path / "books"
+    books.mkdir()
+    base = (EXAMPLES / "11" / "11-0.txt").read_text(encoding="utf-8-sig").split()
+    rng = random.Random(2)
+    own = {}  # a passage only book i holds: shared text is boilerplate, never flagged
+    for i in range(40):
+        words = list(base)
+        for _ in range(200):
+            words[rng.randrange(len(words))] = f"v{i}"
+        own[i] = " ".join(f"u{i}w{rng.randrange(10**6)}" for _ in range(80))
+        (books / f"b{i}.txt").write_text(" ".join(words) + "\n" + own[i])
+    run_cli("init", library=lib)
+    run_cli("source", "add", "pg", "--kind", "public-domain", library=lib)
+    run_cli("ingest", str(books), "--source", "pg", "--dataset", "many@1", library=lib)
+    build = [sys.executable, "-c", _SMALL_SEGMENTS_BUILD, str(lib)]
+    whole = json.loads(subprocess.run([*build, "whole"], capture_output=True, check=True).stdout)
+    assert whole["reused_segments"] == 0
+
+    folder = lib / "guard" / "g"
+    p = subprocess.Popen([*build, "g"], stdout=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while len(list(folder.glob("seg-*"))) < 2 and p.poll() is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    os.killpg(p.pid, signal.SIGKILL)
+    p.wait()
+    if p.returncode == 0:
+        pytest.skip("the build finished before two of its segments could be seen")
+    finished = {d.name for d in folder.glob("seg-*")}
+    assert not (folder / "manifest.json").exists() and len(finished) >= 2
+    assert "g" not in [
+        g["name"] for g in json.loads(run_cli("guard", "ls", "--json", library=lib).stdout)
+    ]
+    assert json.loads(run_cli("verify", "--json", library=lib).stdout)["ok"]
+
+    again = json.loads(subprocess.run([*build, "g"], capture_output=True, check=True).stdout)
+    assert again["reused_segments"] >= 2
+    for key in ("texts", "tokens", "texts_sha256", "segments"):
+        assert again[key] == whole[key]
+    passage = tmp_path / "passage.txt"
+    passage.write_text(own[7])
+    spans = {}
+    for name in ("g", "whole"):
+        got = run_cli("check", str(passage), "--guard", name, "--json", library=lib, check=False)
+        assert got.returncode == 3, got.stderr  # the passage is found verbatim in both
+        spans[name] = [(s["start"], s["end"], s["words"]) for s in json.loads(got.stdout)["spans"]]
+    assert spans["g"] == spans["whole"] and spans["g"]

@@ -112,6 +112,8 @@ def register(app: typer.Typer, open_lib: Callable[[], Any]) -> None:
             f"({r['bytes_per_token']} bytes/word); +{r['added']} -{r['removed']} texts "
             f"in {r['seconds']:.1f} s, event {r['event_seq']}"
         )
+        if r["reused_segments"]:
+            out.print(f"  took up {r['reused_segments']} segment(s) an interrupted run finished")
 
     @guard_app.command("ls")
     def guard_ls(json_out: JsonOpt = False) -> None:

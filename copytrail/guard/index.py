@@ -5,7 +5,10 @@ left the scope (deleted copies, removed works) from their own tokens, so a delet
 leave the index without re-reading any text. Small segments are kept merged into one, so a refresh
 after each ingest costs time in proportion to what is new, and checks search few segments.
 The manifest is replaced atomically and old segments are removed after it, so a reader or a
-killed refresh only ever sees a complete index.
+killed refresh only ever sees a complete index. A refresh killed after some of its new segments
+were written leaves them beside the manifest; the next refresh plans the same segments (the
+plan depends only on the texts and their sizes) and takes up each finished one instead of
+building it again.
 """
 
 from __future__ import annotations
@@ -81,6 +84,7 @@ class RefreshResult:
     removed: int
     merged: bool
     seconds: float
+    reused: int = 0  # segments a killed refresh had finished, taken up instead of built
 
 
 class GuardIndex:
@@ -244,11 +248,18 @@ def refresh(
             if keep:
                 segments.append(Segment.load(build_segment(path, segment_texts(seg, keep))))
         groups = plan_segments(added, sizes) if added else []
-        if len(groups) > 1 and build_segments is not None:
-            segments.extend(Segment.load(p) for p in build_segments(groups))
+        # --rebuild means "trust nothing on disk": it takes up no segment of an earlier run.
+        done = {} if rebuild else _finished_segments(path, {s.name for s in old}, groups)
+        todo = [g for g in groups if tuple(g) not in done]
+        built: dict[tuple[str, ...], Segment] = {}
+        if len(todo) > 1 and build_segments is not None:
+            for group, folder in zip(todo, build_segments(todo), strict=True):
+                built[tuple(group)] = Segment.load(folder)
         else:
-            for group in groups:
-                segments.append(Segment.load(build_segment(path, read_texts(group), progress)))
+            for group in todo:
+                folder = build_segment(path, read_texts(group), progress)
+                built[tuple(group)] = Segment.load(folder)
+        segments.extend(done[k] if k in done else built[k] for k in map(tuple, groups))
         merged = False
         if len(segments) > MAX_SEGMENTS:
             segments, merged = _merge_smallest(path, segments)
@@ -283,7 +294,33 @@ def refresh(
         for f in path.glob("boiler-*.npy"):
             if entry is None or f.name != entry["file"]:
                 f.unlink()
-    return RefreshResult(len(added), len(removed), merged, time.perf_counter() - t0)
+    return RefreshResult(
+        len(added), len(removed), merged, time.perf_counter() - t0, reused=len(done)
+    )
+
+
+def _finished_segments(
+    path: Path, live: set[str], groups: list[list[str]]
+) -> dict[tuple[str, ...], Segment]:
+    """Segments a killed refresh finished, by the texts they hold, for those this refresh plans
+    to build: a segment folder appears only once complete (written apart, fsynced, renamed), so
+    one not in the manifest holding exactly a planned group's texts, in order, is that group's
+    segment. Texts are addressed by their SHA-256, so the same digests are the same texts."""
+    wanted = {tuple(g) for g in groups}
+    found: dict[tuple[str, ...], Segment] = {}
+    for folder in sorted(path.glob("seg-*")):
+        if folder.name in live or not all((folder / f).is_file() for f in FILES):
+            continue
+        try:
+            shas = json.loads((folder / "docs.json").read_text())
+            key = tuple(shas) if isinstance(shas, list) else ()
+            if key in wanted and key not in found:
+                seg = Segment.load(folder)
+                if len(seg.doc_starts) == len(shas) + 1:
+                    found[key] = seg
+        except (OSError, ValueError, TypeError):
+            continue  # damaged: built again, and removed with the other leftovers
+    return found
 
 
 def _manifest_or_empty(path: Path) -> dict[str, Any]:

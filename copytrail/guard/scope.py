@@ -189,6 +189,7 @@ def build(
         "added": result.added,
         "removed": result.removed,
         "merged": result.merged,
+        "reused_segments": result.reused,
         "seconds": round(result.seconds, 3),
         "texts_sha256": listed,
         "event_seq": seq,
