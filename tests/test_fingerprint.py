@@ -6,14 +6,20 @@ import os
 import zlib
 
 import numpy as np
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from sqlalchemy import delete, update
 
+from copytrail.catalog.schema import fingerprints
 from copytrail.errors import InvalidInput
 from copytrail.fingerprint import hashing, kernels, normalize
 from copytrail.fingerprint.normalize import tokens, words
-from copytrail.fingerprint.store import fingerprint_store, fingerprint_texts
+from copytrail.fingerprint.store import NEXT_KEY, fingerprint_store, fingerprint_texts
+from copytrail.ledger.db import write_transaction
+from copytrail.ledger.schema import meta
 
 TEXT = st.text(alphabet="aZé C_dß-9 .,\n\t'’Œ\r", max_size=80)
 
@@ -96,7 +102,7 @@ def test_a_batch_of_texts_too_short_to_winnow_stays_readable(lib):
     lib.fingerprints.ensure([long])
     db = duckdb.connect()
     lib.fingerprints.attach(db)
-    got = db.execute("SELECT count(DISTINCT text_sha256) FROM winnow").fetchone()[0]
+    got = db.execute("SELECT count(DISTINCT text_key) FROM winnow").fetchone()[0]
     assert got == 1
     assert db.execute("SELECT count(*) FROM texts").fetchone()[0] == 2
 
@@ -121,10 +127,104 @@ def test_rows_of_a_text_in_a_batch_it_is_not_registered_in_are_left_out(lib):
     per_text = dict(db.execute("SELECT text_sha256, count(*) FROM texts GROUP BY 1").fetchall())
     assert per_text == {sha: 1, other: 1}
     for r in rows:
-        n = db.execute("SELECT count(*) FROM winnow WHERE text_sha256 = ?", [r["sha"]]).fetchone()
-        assert n[0] == len(r["wh"])
-        n = db.execute("SELECT count(*) FROM bands WHERE text_sha256 = ?", [r["sha"]]).fetchone()
-        assert n[0] == hashing.LSH_BANDS
+        assert _rows_of(db, "winnow", r["sha"]) == len(r["wh"])
+        assert _rows_of(db, "bands", r["sha"]) == hashing.LSH_BANDS
+
+
+def _rows_of(db, kind: str, sha: str) -> int:
+    return db.execute(
+        f"SELECT count(*) FROM {kind} JOIN texts USING (text_key) WHERE text_sha256 = ?", [sha]
+    ).fetchone()[0]
+
+
+def _texts(lib, n: int) -> list[str]:
+    return [
+        lib.store.put(" ".join(f"t{k}w{i % 89}x{i}" for i in range(300)).encode())[0]
+        for k in range(n)
+    ]
+
+
+def test_every_batch_keys_its_texts_apart_and_joins_run_on_the_keys(lib):
+    """Each batch's texts get keys no other batch has (the counter in the ledger), in all
+    three files; `texts` alone maps a key back to its digest."""
+    import duckdb
+
+    fps = lib.fingerprints
+    shas = _texts(lib, 5)
+    fps.ensure(shas[:2])
+    fps.ensure(shas[2:])
+    for kind in ("texts", "bands", "winnow"):
+        for path in fps.root.glob(f"{kind}-*.parquet"):
+            names = pq.read_schema(path).names
+            assert names[0] == "text_key" and (kind == "texts") == ("text_sha256" in names)
+    db = duckdb.connect()
+    assert fps.attach(db) == 5
+    keys = dict(db.execute("SELECT text_sha256, text_key FROM texts").fetchall())
+    assert set(keys) == set(shas) and len(set(keys.values())) == 5
+    for sha in shas:
+        assert _rows_of(db, "bands", sha) == hashing.LSH_BANDS and _rows_of(db, "winnow", sha)
+    assert fps.reserve_keys(1) > max(keys.values())
+
+
+def test_batches_written_before_keys_are_keyed_on_attach(lib):
+    """A library fingerprinted before text keys holds text_sha256 in every file: the first
+    attach rewrites them with keys (texts first), a kill half-way is finished by the next, and
+    the views hold the same rows as before."""
+    import duckdb
+
+    fps = lib.fingerprints
+    shas = _texts(lib, 4)
+    fps.ensure(shas[:2])
+    fps.ensure(shas[2:])
+    before = {}
+    for path in fps.root.glob("*.parquet"):
+        table = pq.read_table(path)
+        before[path.name] = table.num_rows
+        if path.name.startswith("texts-"):
+            continue
+        texts = pq.read_table(fps.root / path.name.replace(path.name.split("-")[0], "texts", 1))
+        at = pc.index_in(table["text_key"], value_set=texts["text_key"])
+        old = table.drop_columns(["text_key"]).add_column(
+            0, "text_sha256", texts["text_sha256"].take(at)
+        )
+        pq.write_table(old, path)
+    # One batch is left half keyed (its texts file has keys, its bands and winnow do not), the
+    # other wholly unkeyed: as a kill during the upgrade, and a library from before it.
+    unkeyed = sorted(fps.root.glob("texts-*.parquet"))[0]
+    pq.write_table(pq.read_table(unkeyed).drop_columns(["text_key"]), unkeyed)
+    db = duckdb.connect()
+    assert fps.attach(db) == 4
+    for path in fps.root.glob("*.parquet"):
+        assert pq.read_schema(path).names[0] == "text_key"
+        assert pq.read_table(path).num_rows == before[path.name]
+    keys = dict(db.execute("SELECT text_sha256, text_key FROM texts").fetchall())
+    assert set(keys) == set(shas) and len(set(keys.values())) == 4
+    for sha in shas:
+        assert _rows_of(db, "bands", sha) == hashing.LSH_BANDS and _rows_of(db, "winnow", sha)
+
+
+def test_a_stale_key_equal_to_a_live_one_is_told_apart_by_its_batch(lib):
+    """A ledger put back to a copy older than the fingerprints folder can hand out a key an
+    unregistered (stale) batch already holds: the live rows with that key stay in the views."""
+    import duckdb
+
+    fps = lib.fingerprints
+    a, b = _texts(lib, 2)
+    first = fps.reserve_keys(0)
+    fps._write_batch(fingerprint_texts(lib.store, [a]))  # written, never registered: stale
+    with write_transaction(fps.engine) as conn:
+        conn.execute(delete(fingerprints))
+        conn.execute(update(meta).where(meta.c.key == NEXT_KEY).values(value=str(first)))
+    fps.ensure([b])  # registered, with the stale batch's key
+    reg = fps.registry()
+    assert list(reg) == [b]
+    texts = {p.name: pq.read_table(p) for p in fps.root.glob("texts-*.parquet")}
+    assert [t["text_key"].to_pylist() for t in texts.values()] == [[first], [first]]
+    db = duckdb.connect()
+    assert fps.attach(db) == 1
+    assert db.execute("SELECT text_sha256 FROM texts").fetchall() == [(b,)]
+    assert _rows_of(db, "bands", b) == hashing.LSH_BANDS
+    assert db.execute("SELECT count(*) FROM bands").fetchone()[0] == hashing.LSH_BANDS
 
 
 # ---- compiled kernels: the hashes are persisted, so they must equal the reference exactly -----

@@ -226,7 +226,9 @@ class Auditor:
         # Out of core past the join memory bound (fps.joins), so a large library spills to disk.
         with fps.joins() as db:
             narrow = None if self.copy_filter is None else {s for _, s, _ in scope} | set(df_texts)
-            n_texts = fps.attach(db, narrow)
+            n_texts = fps.attach(
+                db, narrow, self.progress("keying fingerprints") if self.progress else None
+            )
             db.register(
                 "scope_arrow",
                 pa.table({"copy_id": [r[0] for r in scope], "text_sha256": [r[1] for r in scope]}),
@@ -240,9 +242,21 @@ class Auditor:
                     }
                 ),
             )
-            db.execute("CREATE TABLE scope_texts AS SELECT DISTINCT text_sha256 FROM scope_arrow")
-            db.execute("CREATE TABLE work_texts AS SELECT DISTINCT text_sha256 FROM wt_arrow")
+            # The joins below run on the fingerprints' integer text keys; digests come back
+            # through `texts` at the end.
+            db.execute("""
+                CREATE TABLE scope_texts AS SELECT t.text_key FROM texts t
+                SEMI JOIN scope_arrow s ON s.text_sha256 = t.text_sha256
+            """)
+            db.execute("""
+                CREATE TABLE work_texts AS SELECT t.text_key FROM texts t
+                SEMI JOIN wt_arrow w ON w.text_sha256 = t.text_sha256
+            """)
             db.register("df_arrow", pa.table({"text_sha256": df_texts}))
+            db.execute("""
+                CREATE TABLE df_texts AS SELECT t.text_key FROM texts t
+                SEMI JOIN df_arrow d ON d.text_sha256 = t.text_sha256
+            """)
             lib_df = self.boilerplate_df or max(50, int(n_texts * 0.01))
             known = boilerplate_set(self.ctx, self.boilerplate_files).hashes
             db.register("known_arrow", pa.table({"h": known}))
@@ -251,12 +265,12 @@ class Auditor:
                 CREATE TABLE not_distinctive AS
                 SELECT h FROM known_arrow
                 UNION
-                SELECT h FROM winnow SEMI JOIN df_arrow d ON d.text_sha256 = winnow.text_sha256
-                GROUP BY h HAVING count(DISTINCT text_sha256) > {WORK_DF_MAX}
+                SELECT h FROM winnow SEMI JOIN df_texts d ON d.text_key = winnow.text_key
+                GROUP BY h HAVING count(DISTINCT text_key) > {WORK_DF_MAX}
             """)
             db.execute("""
                 CREATE TABLE work_distinctive AS
-                SELECT w.text_sha256, w.h, w.pos FROM winnow w JOIN work_texts USING (text_sha256)
+                SELECT w.text_key, w.h, w.pos FROM winnow w JOIN work_texts USING (text_key)
                 ANTI JOIN not_distinctive b ON b.h = w.h
             """)
             # Candidate pruning also skips the works' hashes found in very many library texts
@@ -268,36 +282,43 @@ class Auditor:
                 CREATE TABLE boiler AS
                 SELECT h FROM winnow SEMI JOIN (SELECT DISTINCT h FROM work_distinctive) d
                 ON d.h = winnow.h
-                GROUP BY h HAVING count(DISTINCT text_sha256) > {lib_df}
+                GROUP BY h HAVING count(DISTINCT text_key) > {lib_df}
             """)
             db.execute("""
                 CREATE TABLE work_hashes AS
                 SELECT w.* FROM work_distinctive w ANTI JOIN boiler b ON b.h = w.h
             """)
             pairs: dict[tuple[str, str], set[str]] = defaultdict(set)
-            for wt, ct in db.execute("""
-                SELECT DISTINCT tw.text_sha256, tc.text_sha256 FROM texts tw
-                JOIN work_texts USING (text_sha256)
-                JOIN texts tc ON tc.norm_sha256 = tw.norm_sha256
-                SEMI JOIN scope_texts s ON s.text_sha256 = tc.text_sha256
-            """).fetchall():
-                pairs[(wt, ct)].add("exact")
-            for wt, ct in db.execute("""
-                SELECT DISTINCT bw.text_sha256, bc.text_sha256 FROM bands bw
-                JOIN work_texts USING (text_sha256)
-                JOIN bands bc ON bc.band = bw.band AND bc.key = bw.key
-                SEMI JOIN scope_texts s ON s.text_sha256 = bc.text_sha256
-            """).fetchall():
-                pairs[(wt, ct)].add("lsh")
-            for wt, ct, _n in db.execute(f"""
-                SELECT wh.text_sha256, c.text_sha256, count(*) FROM work_hashes wh
-                JOIN winnow c ON c.h = wh.h
-                SEMI JOIN scope_texts s ON s.text_sha256 = c.text_sha256
-                GROUP BY 1, 2 HAVING count(*) >= {MIN_SHARED_HASHES}
-            """).fetchall():
-                pairs[(wt, ct)].add("shared")
+            candidates = {
+                "exact": """
+                    SELECT DISTINCT tw.text_key, tc.text_key FROM texts tw
+                    JOIN work_texts USING (text_key)
+                    JOIN texts tc ON tc.norm_sha256 = tw.norm_sha256
+                    SEMI JOIN scope_texts s ON s.text_key = tc.text_key
+                """,
+                "lsh": """
+                    SELECT DISTINCT bw.text_key, bc.text_key FROM bands bw
+                    JOIN work_texts USING (text_key)
+                    JOIN bands bc ON bc.band = bw.band AND bc.key = bw.key
+                    SEMI JOIN scope_texts s ON s.text_key = bc.text_key
+                """,
+                "shared": f"""
+                    SELECT wh.text_key, c.text_key FROM work_hashes wh
+                    JOIN winnow c ON c.h = wh.h
+                    SEMI JOIN scope_texts s ON s.text_key = c.text_key
+                    GROUP BY 1, 2 HAVING count(*) >= {MIN_SHARED_HASHES}
+                """,
+            }
+            for method, query in candidates.items():
+                for wt, ct in db.execute(f"""
+                    SELECT tw.text_sha256, tc.text_sha256 FROM ({query}) p (w, c)
+                    JOIN texts tw ON tw.text_key = p.w JOIN texts tc ON tc.text_key = p.c
+                """).fetchall():
+                    pairs[(wt, ct)].add(method)
             distinctive: dict[str, list[int]] = defaultdict(list)
-            for sha, pos in db.execute("SELECT text_sha256, pos FROM work_distinctive").fetchall():
+            for sha, pos in db.execute("""
+                SELECT t.text_sha256, w.pos FROM work_distinctive w JOIN texts t USING (text_key)
+            """).fetchall():
                 distinctive[sha].append(int(pos))
             self.stats.update(
                 candidate_text_pairs=len(pairs),

@@ -56,25 +56,34 @@ def duplicates(
     stays in DuckDB, which spills past its memory bound."""
     if not (exact or near):
         return {}
-    db.execute(f"CREATE TEMP TABLE dd_texts AS SELECT DISTINCT text_sha256 FROM {survivors}")
+    # The joins run on the fingerprints' integer text keys; digests come back through `texts`.
+    db.execute(f"""
+        CREATE TEMP TABLE dd_texts AS SELECT t.text_key FROM texts t
+        SEMI JOIN {survivors} s ON s.text_sha256 = t.text_sha256
+    """)
     # Texts whose normalised form another text shares: exact duplicates of each other.
     same_norm: list[tuple[str, str]] = []
     if exact:
         same_norm = db.execute("""
             SELECT t.text_sha256, t.norm_sha256 FROM texts t
-            SEMI JOIN dd_texts s ON s.text_sha256 = t.text_sha256
+            SEMI JOIN dd_texts s ON s.text_key = t.text_key
             QUALIFY count(*) OVER (PARTITION BY t.norm_sha256) > 1
         """).fetchall()
     pairs: list[tuple[str, str]] = []
     if near:
         db.execute("""
-            CREATE TEMP TABLE dd_bands AS SELECT b.text_sha256, b.band, b.key FROM bands b
-            SEMI JOIN dd_texts s ON s.text_sha256 = b.text_sha256
+            CREATE TEMP TABLE dd_bands AS SELECT b.text_key, b.band, b.key FROM bands b
+            SEMI JOIN dd_texts s ON s.text_key = b.text_key
         """)
-        pairs = db.execute(
-            "SELECT DISTINCT a.text_sha256, b.text_sha256 FROM dd_bands a JOIN dd_bands b "
-            "ON a.band = b.band AND a.key = b.key AND a.text_sha256 < b.text_sha256"
-        ).fetchall()
+        # Each pair once, the smaller digest first, as the union below takes them.
+        pairs = db.execute("""
+            SELECT least(ta.text_sha256, tb.text_sha256), greatest(ta.text_sha256, tb.text_sha256)
+            FROM (
+                SELECT DISTINCT a.text_key, b.text_key FROM dd_bands a JOIN dd_bands b
+                ON a.band = b.band AND a.key = b.key AND a.text_key < b.text_key
+            ) p (a, b)
+            JOIN texts ta ON ta.text_key = p.a JOIN texts tb ON tb.text_key = p.b
+        """).fetchall()
     involved = sorted({t for p in pairs for t in p} | {t for t, _n in same_norm})
     db.register("dd_involved", pa.table({"text_sha256": pa.array(involved, pa.string())}))
     norm: dict[str, str] = {}

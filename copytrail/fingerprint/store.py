@@ -1,17 +1,24 @@
 """Fingerprints, computed once per distinct text and kept in Parquet beside the ledger.
 
 Layout under LIBRARY/fingerprints/:
-    texts-<batch>.parquet   text_sha256, words, norm_sha256, minhash (128 x uint32 as bytes)
-    bands-<batch>.parquet   text_sha256, band, key          (MinHash LSH band keys)
-    winnow-<batch>.parquet  text_sha256, h, pos             (winnowed word k-gram hashes)
+    texts-<batch>.parquet   text_key, text_sha256, words, norm_sha256, minhash (128 x uint32)
+    bands-<batch>.parquet   text_key, band, key          (MinHash LSH band keys)
+    winnow-<batch>.parquet  text_key, h, pos             (winnowed word k-gram hashes)
 
 The `fingerprints` ledger table says which batch holds each text. A batch file is written to a
 temporary name and renamed before its rows are registered, so a kill leaves at most an
 unregistered file that readers never open.
+
+The big tables join on integers: each text of a batch gets a `text_key`, handed out by a counter
+in the ledger's `meta` table before the batch is written, so no two batches share a key. The
+joins of an audit or a build run on 8-byte keys instead of 64-character digests, and only
+`texts` maps a key back to its digest. Batches written before keys (text_sha256 in every file)
+are given keys the first time they are attached: each file is rewritten, the texts first.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import uuid
 from collections.abc import Iterable, Iterator
@@ -21,8 +28,9 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Engine, insert, select, update
 
 from copytrail.catalog.schema import fingerprints
 from copytrail.context import Context
@@ -31,6 +39,7 @@ from copytrail.fingerprint import hashing
 from copytrail.fingerprint.normalize import joined_words
 from copytrail.joins import bounded_duckdb, run_with_arrow
 from copytrail.ledger.db import write_transaction
+from copytrail.ledger.schema import meta
 from copytrail.store.blobs import BlobStore
 
 TEXTS_PER_TASK = 32
@@ -38,6 +47,8 @@ TEXTS_PER_BATCH = 4000
 LOOKUP_CHUNK = 500  # texts named in one indexed registry query
 NAMED_LOOKUP_MAX = 50_000  # past this many named texts, one scan of the registry is cheaper
 REGISTRY_CHUNK = 100_000  # registry rows moved to DuckDB at a time
+NEXT_KEY = "fingerprint_next_key"  # meta: the next text key the counter hands out
+KINDS = ("texts", "bands", "winnow")
 
 
 def fingerprint_texts(store: BlobStore, task: list[str]) -> list[dict[str, Any]]:
@@ -135,12 +146,29 @@ class FingerprintStore:
             progress.finish()
         return done
 
+    def reserve_keys(self, n: int) -> int:
+        """The first of `n` text keys no batch has had (a kill before they are used leaves a gap,
+        never a key given twice)."""
+        with write_transaction(self.engine) as conn:
+            got = conn.execute(select(meta.c.value).where(meta.c.key == NEXT_KEY)).scalar()
+            first = int(got) if got is not None else 1
+            if got is None:
+                conn.execute(insert(meta), [{"key": NEXT_KEY, "value": str(first + n)}])
+            else:
+                conn.execute(
+                    update(meta).where(meta.c.key == NEXT_KEY).values(value=str(first + n))
+                )
+        return first
+
     def _write_batch(self, rows: list[dict[str, Any]]) -> None:
         batch = uuid.uuid4().hex
         n = len(rows)
         shas = pa.array([r["sha"] for r in rows], pa.string())
+        first = self.reserve_keys(n)
+        keys = pa.array(np.arange(first, first + n, dtype=np.int64))
         texts = pa.table(
             {
+                "text_key": keys,
                 "text_sha256": shas,
                 "words": pa.array([r["words"] for r in rows], pa.int64()),
                 "norm_sha256": pa.array([r["norm"] for r in rows], pa.string()),
@@ -150,7 +178,7 @@ class FingerprintStore:
         # Each text's digest repeated once per row of it, by one take (no Python string per row).
         bands = pa.table(
             {
-                "text_sha256": shas.take(np.repeat(np.arange(n), hashing.LSH_BANDS)),
+                "text_key": keys.take(np.repeat(np.arange(n), hashing.LSH_BANDS)),
                 "band": np.tile(np.arange(hashing.LSH_BANDS, dtype=np.int16), n),
                 "key": np.concatenate([r["bands"] for r in rows]),
             }
@@ -160,16 +188,14 @@ class FingerprintStore:
             {
                 # Typed: a batch of texts too short to winnow must not write a NULL-typed column,
                 # which DuckDB then cannot read together with the other batches.
-                "text_sha256": shas.take(np.repeat(np.arange(n), counts)),
+                "text_key": keys.take(np.repeat(np.arange(n), counts)),
                 "h": np.concatenate([r["wh"] for r in rows]) if rows else np.zeros(0, np.uint64),
                 "pos": np.concatenate([r["wp"] for r in rows]) if rows else np.zeros(0, np.uint32),
             }
         )
+        self.root.mkdir(parents=True, exist_ok=True)
         for name, table in (("texts", texts), ("bands", bands), ("winnow", winnow)):
-            final = self.root / f"{name}-{batch}.parquet"
-            tmp = final.with_suffix(".tmp")
-            pq.write_table(table, tmp)
-            os.replace(tmp, final)
+            _replace(self.root / f"{name}-{batch}.parquet", table)
         with write_transaction(self.engine) as conn:
             have = set(
                 conn.execute(
@@ -191,14 +217,16 @@ class FingerprintStore:
             if new:
                 conn.execute(insert(fingerprints), new)
 
-    def attach(self, db: Any, shas: Iterable[str] | None = None) -> int:
-        """Create DuckDB views `texts`, `bands` and `winnow` over the stored batches, holding only
-        the rows of the batch each text is registered in. A batch can hold rows of a text that
-        another batch is registered for (a run killed between writing a batch and registering
-        it, then re-run): those few stale pairs are found once from the small `texts` files and
-        left out, so the big views join nothing when there are none. With `shas`, the views
-        hold those texts only, read from their batches alone (other texts of the same batches
-        are left out the same way as stale rows). Returns how many texts the views hold.
+    def attach(self, db: Any, shas: Iterable[str] | None = None, progress: Any = None) -> int:
+        """Create DuckDB views `texts` (text_key, text_sha256, words, norm_sha256, minhash),
+        `bands` (text_key, band, key) and `winnow` (text_key, h, pos) over the stored batches,
+        holding only the rows of the batch each text is registered in. A batch can hold rows of
+        a text that another batch is registered for (a run killed between writing a batch and
+        registering it, then re-run): those few stale rows are found once from the small
+        `texts` files and left out by their keys, so the big views join nothing when there are
+        none. With `shas`, the views hold those texts only, read from their batches alone
+        (other texts of the same batches are left out the same way as stale rows). Returns how
+        many texts the views hold. `progress` shows batches written before keys being keyed.
 
         The registry goes to a DuckDB table a chunk at a time, not into a Python dict: at a
         million texts the dict alone was most of a build's driver memory."""
@@ -208,35 +236,95 @@ class FingerprintStore:
         batches = [
             b for (b,) in db.execute("SELECT DISTINCT batch FROM fp_registry ORDER BY 1").fetchall()
         ]
-        kinds = ("texts", "bands", "winnow")
-        files = {kind: self.files(kind, batches) for kind in kinds}
+        self._give_keys(batches, progress)
+        files = {kind: self.files(kind, batches) for kind in KINDS}
         db.register(
             "batch_files",
             pa.table(
                 {
-                    "batch": [b for _ in kinds for b in batches],
-                    "filename": [f for kind in kinds for f in files[kind]],
+                    "batch": [b for _ in KINDS for b in batches],
+                    "filename": [f for kind in KINDS for f in files[kind]],
                 }
             ),
         )
         db.execute(f"""
             CREATE TABLE stale AS
-            SELECT t.text_sha256, f.batch FROM read_parquet({files["texts"]!r}, filename=true) t
+            SELECT t.text_key, f.batch FROM read_parquet({files["texts"]!r}, filename=true) t
             JOIN batch_files f ON f.filename = t.filename
             ANTI JOIN fp_registry r ON r.text_sha256 = t.text_sha256 AND r.batch = f.batch
         """)
         stale = db.execute("SELECT count(*) FROM stale").fetchall()[0][0]
-        for kind in kinds:
+        # The counter never hands a key out twice, so a stale row is known by its key alone,
+        # unless the ledger was put back to a copy older than the fingerprints folder: then a
+        # stale key can also be a live one, and rows are told apart by key and batch.
+        by_batch = (
+            stale
+            and db.execute(f"""
+            SELECT count(*) FROM read_parquet({files["texts"]!r}) t
+            SEMI JOIN stale s ON s.text_key = t.text_key
+        """).fetchall()[0][0]
+            > stale
+        )
+        for kind in KINDS:
             if not stale:
                 db.execute(f"CREATE VIEW {kind} AS SELECT * FROM read_parquet({files[kind]!r})")
-                continue
-            db.execute(f"""
-                CREATE VIEW {kind} AS SELECT t.* EXCLUDE (filename, batch) FROM (
-                    SELECT p.*, f.batch FROM read_parquet({files[kind]!r}, filename=true) p
-                    JOIN batch_files f ON f.filename = p.filename
-                ) t ANTI JOIN stale s ON s.text_sha256 = t.text_sha256 AND s.batch = t.batch
-            """)
+            elif not by_batch:
+                db.execute(f"""
+                    CREATE VIEW {kind} AS SELECT p.* FROM read_parquet({files[kind]!r}) p
+                    ANTI JOIN stale s ON s.text_key = p.text_key
+                """)
+            else:
+                db.execute(f"""
+                    CREATE VIEW {kind} AS SELECT t.* EXCLUDE (filename, batch) FROM (
+                        SELECT p.*, f.batch FROM read_parquet({files[kind]!r}, filename=true) p
+                        JOIN batch_files f ON f.filename = p.filename
+                    ) t ANTI JOIN stale s ON s.text_key = t.text_key AND s.batch = t.batch
+                """)
         return db.execute("SELECT count(*) FROM fp_registry").fetchall()[0][0]
+
+    def _give_keys(self, batches: list[str], progress: Any = None) -> None:
+        """Key the batches written before text keys: every file gets the `text_key` of each
+        row's text, its `texts` file first (keys from the counter), then its `bands` and
+        `winnow` (each row's key looked up by its digest). Each file is replaced whole
+        (temporary name, then rename) under a lock, so two processes never key a batch twice and
+        a kill leaves files that the next attach finishes keying."""
+        old = sorted(
+            {
+                b
+                for b in batches
+                for kind in KINDS
+                if "text_key" not in pq.read_schema(self.root / f"{kind}-{b}.parquet").names
+            }
+        )
+        if not old:
+            return
+        if progress:
+            progress.start(len(old))
+        with _locked(self.root / ".keys.lock"):
+            for b in old:
+                texts_path = self.root / f"texts-{b}.parquet"
+                texts = pq.read_table(texts_path)
+                if "text_key" not in texts.column_names:
+                    first = self.reserve_keys(texts.num_rows)
+                    keys = np.arange(first, first + texts.num_rows, dtype=np.int64)
+                    texts = texts.add_column(0, "text_key", pa.array(keys))
+                    _replace(texts_path, texts)
+                for kind in ("bands", "winnow"):
+                    path = self.root / f"{kind}-{b}.parquet"
+                    table = pq.read_table(path)
+                    if "text_key" in table.column_names:
+                        continue
+                    at = pc.index_in(table["text_sha256"], value_set=texts["text_sha256"])
+                    if at.null_count:
+                        raise ValueError(f"{path.name} names texts its batch does not hold")
+                    keyed = table.drop_columns(["text_sha256"]).add_column(
+                        0, "text_key", texts["text_key"].take(at)
+                    )
+                    _replace(path, keyed)
+                if progress:
+                    progress.advance(1)
+        if progress:
+            progress.finish()
 
     def _registry_chunks(self, shas: Iterable[str] | None) -> Iterator[pa.Table]:
         """The registry (or the rows of `shas`) as Arrow tables of REGISTRY_CHUNK rows."""
@@ -261,6 +349,23 @@ class FingerprintStore:
             batches = sorted(set(self.registry().values()))
         root = str(self.root)
         return [f"{root}/{kind}-{b}.parquet" for b in batches]
+
+
+def _replace(final: Path, table: pa.Table) -> None:
+    """Write `table` to `final` whole: a temporary name, then a rename."""
+    tmp = final.with_suffix(".tmp")
+    pq.write_table(table, tmp)
+    os.replace(tmp, final)
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    with open(path, "a+") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def fingerprint_store(ctx: Context) -> FingerprintStore:
