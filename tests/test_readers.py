@@ -7,6 +7,8 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from copytrail import samples
 from copytrail.ingest import formats
@@ -180,3 +182,33 @@ def test_split_authors():
     assert split_authors("Jane Austen; Charlotte Brontë") == ["Jane Austen", "Charlotte Brontë"]
     assert split_authors(["Austen, Jane", "A and B"]) == ["Austen, Jane", "A", "B"]
     assert split_authors(None) == []
+
+
+def _header_fields_by_lines(text: str) -> dict[str, str]:
+    """The reference: every one of the first lines tried against the field pattern."""
+    from copytrail.ingest import textmeta
+
+    head = "\n".join(text[:20_000].splitlines()[: textmeta._HEADER_LINES])
+    out: dict[str, str] = {}
+    for m in textmeta._FIELD.finditer(head):
+        key = m.group(1).lower()
+        out.setdefault("author" if key == "authors" else key, m.group(2))
+    return out
+
+
+_FIELDISH = st.lists(
+    st.one_of(
+        st.sampled_from(["Title", "AUTHOR", "authors", "Language", "translator", "Titles", "x"]),
+        st.sampled_from([":", " :", "\t:", " ", ": ", "::", "\n", "\r\n", "\u2028", " \t "]),
+        st.text(max_size=12),
+    ),
+    max_size=30,
+).map("".join)
+
+
+@given(_FIELDISH)
+@settings(max_examples=400, deadline=None)
+def test_header_fields_skip_only_texts_without_a_field_line(text: str):
+    """The quick test that skips most texts (a field name, blanks, a colon) never skips a text
+    whose lines hold a field."""
+    assert header_fields(text) == _header_fields_by_lines(text)

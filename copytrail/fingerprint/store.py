@@ -35,6 +35,7 @@ from sqlalchemy import Engine, insert, select, update
 from copytrail.catalog.schema import fingerprints
 from copytrail.context import Context
 from copytrail.engine.base import Executor
+from copytrail.errors import CopytrailError
 from copytrail.fingerprint import hashing
 from copytrail.fingerprint.normalize import joined_words
 from copytrail.joins import bounded_duckdb, run_with_arrow
@@ -316,7 +317,10 @@ class FingerprintStore:
                         continue
                     at = pc.index_in(table["text_sha256"], value_set=texts["text_sha256"])
                     if at.null_count:
-                        raise ValueError(f"{path.name} names texts its batch does not hold")
+                        raise CopytrailError(
+                            f"fingerprint file {path.name} names texts its batch does not hold:"
+                            " the file is damaged, or was replaced by another batch's"
+                        )
                     keyed = table.drop_columns(["text_sha256"]).add_column(
                         0, "text_key", texts["text_key"].take(at)
                     )

@@ -15,7 +15,7 @@ LANG_SAMPLE_CHARS = 1_000
 _HEADER_LINES = 120
 _LETTER_RUNS = re.compile(r"[^\W\d_]+")  # removing them leaves everything but letters
 
-_FIELD_NAMES = (b"title", b"author", b"language", b"translator")
+_FIELD_NAMES = (b"title", b"author", b"authors", b"language", b"translator")  # as in _FIELD
 _FIELD = re.compile(
     r"^[ \t]*(Title|Author|Authors|Language|Translator)[ \t]*:[ \t]*(\S.*?)[ \t]*\r?$", re.M | re.I
 )
@@ -86,10 +86,29 @@ def isbns_in_text(text: str) -> list[str]:
     return found
 
 
+def _field_hint(low: bytes) -> bool:
+    """Whether a field name is followed by blanks and a colon anywhere in `low`, as on every
+    field line. Substring searches run at C speed; only the few occurrences of a name are
+    looked at in Python (a regular expression with the four names tried at every position was
+    three times slower). Texts that merely use the words, a fifth of web records, stop here."""
+    if b":" not in low:
+        return False
+    for name in _FIELD_NAMES:
+        at = low.find(name)
+        while at >= 0:
+            end = at + len(name)
+            while low[end : end + 1] in (b" ", b"\t"):
+                end += 1
+            if low[end : end + 1] == b":":
+                return True
+            at = low.find(name, at + 1)
+    return False
+
+
 def header_fields(text: str) -> dict[str, str]:
     """`Title:` / `Author:` lines near the top (Project Gutenberg and many e-text headers)."""
     low = text[:20_000].encode("utf-8", "surrogatepass").lower()  # ASCII-only: fast
-    if b":" not in low or not any(k in low for k in _FIELD_NAMES):
+    if not _field_hint(low):
         return {}
     head = "\n".join(text[:20_000].splitlines()[:_HEADER_LINES])
     out: dict[str, str] = {}

@@ -67,15 +67,35 @@ def insert_rows(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> N
     executemany elsewhere. Same transaction either way."""
     if not rows:
         return
+    columns = list(rows[0])
+    names = ", ".join(table.c[c].name for c in columns)  # only the table's own columns
     if conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg":
-        columns = list(rows[0])
-        names = ", ".join(table.c[c].name for c in columns)  # only the table's own columns
         raw = conn.connection.driver_connection
         with raw.cursor() as cur, cur.copy(f"COPY {table.name} ({names}) FROM STDIN") as copy:
             for r in rows:
                 copy.write_row([r[c] for c in columns])
         return
+    if conn.dialect.name == "sqlite" and not _converts(conn, table, columns):
+        # Straight to sqlite3 when no column's type converts its values: SQLAlchemy's
+        # executemany builds a parameter dict per row, as long again as the insert itself.
+        cur = conn.connection.driver_connection.cursor()
+        try:
+            cur.executemany(
+                f"INSERT INTO {table.name} ({names}) VALUES ({', '.join('?' * len(columns))})",
+                [tuple(r[c] for c in columns) for r in rows],
+            )
+        finally:
+            cur.close()
+        return
     conn.execute(insert(table), rows)
+
+
+def _converts(conn: Connection, table: Table, columns: list[str]) -> bool:
+    """Whether any of `columns` has a type that converts values on their way to the driver."""
+    dialect = conn.dialect
+    return any(
+        table.c[c].type.dialect_impl(dialect).bind_processor(dialect) is not None for c in columns
+    )
 
 
 class Statistics:
