@@ -87,21 +87,19 @@ def isbns_in_text(text: str) -> list[str]:
 
 
 def _field_hint(low: bytes) -> bool:
-    """Whether a field name is followed by blanks and a colon anywhere in `low`, as on every
-    field line. Substring searches run at C speed; only the few occurrences of a name are
-    looked at in Python (a regular expression with the four names tried at every position was
-    three times slower). Texts that merely use the words, a fifth of web records, stop here."""
-    if b":" not in low:
-        return False
-    for name in _FIELD_NAMES:
-        at = low.find(name)
-        while at >= 0:
-            end = at + len(name)
-            while low[end : end + 1] in (b" ", b"\t"):
-                end += 1
-            if low[end : end + 1] == b":":
-                return True
-            at = low.find(name, at + 1)
+    """Whether a colon anywhere in `low` follows a field name and blanks, as on every field
+    line. Only the colons are visited (a few in most texts, found at C speed); a regular
+    expression trying the names at every position was three times slower, and searching for
+    each name took five passes. Texts that merely use the words, a fifth of web records, stop
+    here instead of being split into lines."""
+    at = low.find(b":")
+    while at >= 0:
+        end = at
+        while end and low[end - 1] in (32, 9):  # blanks between the name and its colon
+            end -= 1
+        if low[max(0, end - 10) : end].endswith(_FIELD_NAMES):
+            return True
+        at = low.find(b":", at + 1)
     return False
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Table, create_engine, event, insert, text
@@ -82,7 +83,9 @@ def insert_rows(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> N
         try:
             cur.executemany(
                 f"INSERT INTO {table.name} ({names}) VALUES ({', '.join('?' * len(columns))})",
-                [tuple(r[c] for c in columns) for r in rows],
+                [tuple(r[c] for c in columns) for r in rows]
+                if len(columns) == 1
+                else list(map(itemgetter(*columns), rows)),
             )
         finally:
             cur.close()
