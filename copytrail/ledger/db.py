@@ -64,8 +64,8 @@ def read_connection(engine: Engine) -> Iterator[Connection]:
 
 def insert_rows(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
     """Insert many rows that name the same columns: COPY on PostgreSQL through psycopg (the
-    server parses no statement per row; ingest commits thousands of copies a batch),
-    executemany elsewhere. Same transaction either way."""
+    server parses no statement per row; ingest commits thousands of copies a batch), sqlite3's
+    own executemany on SQLite, SQLAlchemy's elsewhere. Same transaction either way."""
     if not rows:
         return
     columns = list(rows[0])
