@@ -1,12 +1,29 @@
 """Files others read while we write them (published checkpoints, keys, witness state, bundles,
-exports): written to a unique temporary name, flushed to disk, then renamed over the target, so
-a reader or a crash sees the old file or the whole new one, never half of one."""
+exports, fingerprint batches): written to a unique temporary name, flushed to disk, then renamed
+over the target, so a reader or a crash sees the old file or the whole new one, never half of
+one. And the lock file that lets one process at a time rewrite such a set of files."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+
+@contextmanager
+def exclusive(lock_file: Path) -> Iterator[None]:
+    """Hold an exclusive lock on `lock_file` (made if missing) while the block runs; other
+    processes asking for it wait, and a killed holder's lock is released with its files."""
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_file, "a+") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:

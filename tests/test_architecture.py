@@ -15,7 +15,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "copytrail"
 # (library), the shells (cli, server.app) and the package root are never in these sets.
 ALLOWED: dict[str, set[str]] = {
     "errors": set(),
-    "atomic": set(),  # atomic file writes, used by the layers that publish files
+    "atomic": set(),  # atomic file writes and lock files, for the layers that publish files
     "canonical": set(),
     "progress": set(),
     "joins": {"errors"},  # a DuckDB connection bounded in memory, for out-of-core joins
@@ -27,6 +27,7 @@ ALLOWED: dict[str, set[str]] = {
     "context": {"engine", "store"},
     "checker": {"catalog", "engine", "joins", "ledger", "store"},
     "fingerprint": {
+        "atomic",
         "canonical",
         "catalog",
         "context",
@@ -37,7 +38,7 @@ ALLOWED: dict[str, set[str]] = {
         "store",
     },
     "ingest": {"canonical", "catalog", "context", "errors", "ledger", "progress", "store"},
-    "guard": {"catalog", "context", "errors", "fingerprint", "ledger", "store"},
+    "guard": {"atomic", "catalog", "context", "errors", "fingerprint", "ledger", "store"},
     "audit": {
         "canonical",
         "catalog",

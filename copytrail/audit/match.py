@@ -243,20 +243,18 @@ class Auditor:
                 ),
             )
             # The joins below run on the fingerprints' integer text keys; digests come back
-            # through `texts` at the end.
-            db.execute("""
-                CREATE TABLE scope_texts AS SELECT t.text_key FROM texts t
-                SEMI JOIN scope_arrow s ON s.text_sha256 = t.text_sha256
-            """)
-            db.execute("""
-                CREATE TABLE work_texts AS SELECT t.text_key FROM texts t
-                SEMI JOIN wt_arrow w ON w.text_sha256 = t.text_sha256
-            """)
+            # through `text_keys` at the end (read from the texts files once, not per lookup).
+            db.execute("CREATE TABLE text_keys AS SELECT text_key, text_sha256 FROM texts")
             db.register("df_arrow", pa.table({"text_sha256": df_texts}))
-            db.execute("""
-                CREATE TABLE df_texts AS SELECT t.text_key FROM texts t
-                SEMI JOIN df_arrow d ON d.text_sha256 = t.text_sha256
-            """)
+            for table, arrow in (
+                ("scope_texts", "scope_arrow"),
+                ("work_texts", "wt_arrow"),
+                ("df_texts", "df_arrow"),
+            ):
+                db.execute(f"""
+                    CREATE TABLE {table} AS SELECT t.text_key FROM text_keys t
+                    SEMI JOIN {arrow} a ON a.text_sha256 = t.text_sha256
+                """)
             lib_df = self.boilerplate_df or max(50, int(n_texts * 0.01))
             known = boilerplate_set(self.ctx, self.boilerplate_files).hashes
             db.register("known_arrow", pa.table({"h": known}))
@@ -312,12 +310,13 @@ class Auditor:
             for method, query in candidates.items():
                 for wt, ct in db.execute(f"""
                     SELECT tw.text_sha256, tc.text_sha256 FROM ({query}) p (w, c)
-                    JOIN texts tw ON tw.text_key = p.w JOIN texts tc ON tc.text_key = p.c
+                    JOIN text_keys tw ON tw.text_key = p.w JOIN text_keys tc ON tc.text_key = p.c
                 """).fetchall():
                     pairs[(wt, ct)].add(method)
             distinctive: dict[str, list[int]] = defaultdict(list)
             for sha, pos in db.execute("""
-                SELECT t.text_sha256, w.pos FROM work_distinctive w JOIN texts t USING (text_key)
+                SELECT t.text_sha256, w.pos FROM work_distinctive w
+                JOIN text_keys t USING (text_key)
             """).fetchall():
                 distinctive[sha].append(int(pos))
             self.stats.update(

@@ -18,8 +18,6 @@ are given keys the first time they are attached: each file is rewritten, the tex
 
 from __future__ import annotations
 
-import fcntl
-import os
 import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -32,6 +30,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from sqlalchemy import Engine, insert, select, update
 
+from copytrail.atomic import exclusive, write_atomic
 from copytrail.catalog.schema import fingerprints
 from copytrail.context import Context
 from copytrail.engine.base import Executor
@@ -289,19 +288,17 @@ class FingerprintStore:
         `winnow` (each row's key looked up by its digest). Each file is replaced whole
         (temporary name, then rename) under a lock, so two processes never key a batch twice and
         a kill leaves files that the next attach finishes keying."""
-        old = sorted(
-            {
-                b
-                for b in batches
-                for kind in KINDS
-                if "text_key" not in pq.read_schema(self.root / f"{kind}-{b}.parquet").names
-            }
-        )
+        # Keying writes `winnow` last: a batch whose winnow file has keys is keyed throughout.
+        old = [
+            b
+            for b in batches
+            if "text_key" not in pq.read_schema(self.root / f"winnow-{b}.parquet").names
+        ]
         if not old:
             return
         if progress:
             progress.start(len(old))
-        with _locked(self.root / ".keys.lock"):
+        with exclusive(self.root / ".keys.lock"):
             for b in old:
                 texts_path = self.root / f"texts-{b}.parquet"
                 texts = pq.read_table(texts_path)
@@ -356,20 +353,10 @@ class FingerprintStore:
 
 
 def _replace(final: Path, table: pa.Table) -> None:
-    """Write `table` to `final` whole: a temporary name, then a rename."""
-    tmp = final.with_suffix(".tmp")
-    pq.write_table(table, tmp)
-    os.replace(tmp, final)
-
-
-@contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    with open(path, "a+") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+    """Write `table` to `final` whole (atomic.write_atomic: a temporary name, then a rename)."""
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    write_atomic(final, sink.getvalue().to_pybytes())
 
 
 def fingerprint_store(ctx: Context) -> FingerprintStore:

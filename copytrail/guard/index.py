@@ -13,18 +13,17 @@ building it again.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from copytrail.atomic import exclusive
 from copytrail.errors import InvalidInput, NotFound
 from copytrail.fingerprint.hashing import word_ids
 from copytrail.fingerprint.normalize import token_spans
@@ -195,17 +194,6 @@ def read_manifest(path: Path) -> dict[str, Any]:
         ) from e
 
 
-@contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    path.mkdir(parents=True, exist_ok=True)
-    with open(path / ".lock", "a+") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)  # one refresh at a time; readers never wait
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
-
-
 def refresh(
     path: Path,
     scope: dict[str, Any],
@@ -226,7 +214,7 @@ def refresh(
     sizes = sizes or {}
     wanted = set(wanted)
     t0 = time.perf_counter()
-    with _locked(path):
+    with exclusive(path / ".lock"):  # one refresh at a time; readers never wait
         for leftover in path.glob(".tmp-*"):  # from a refresh killed before its rename
             remove_tree(leftover)
         old: list[Segment] = []

@@ -470,8 +470,8 @@ def _read_header(f: Any) -> tuple[dict, int, bool]:
 def load_index(fs: Any, pack_dir: str, names: list[str] | None = None) -> PackIndex:
     """Read all.midx (when present) and every live index it does not cover. `names`: the pack
     folder's listing when the caller has just made it."""
-    scan = IndexScan(fs, pack_dir, pack_listing(fs, pack_dir) if names is None else names)
-    scan.hold = True
+    listing = pack_listing(fs, pack_dir) if names is None else names
+    scan = IndexScan(fs, pack_dir, listing, hold=True)
     parts = list(scan.chunks())
     idx_names = scan.live
     unmerged = len(idx_names - scan.merged)

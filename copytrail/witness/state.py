@@ -12,7 +12,6 @@ replays that memory against the log.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import re
@@ -20,11 +19,11 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
+from copytrail.atomic import exclusive
 from copytrail.atomic import write_atomic as _write_atomic
 from copytrail.errors import Conflict, CopytrailError, InvalidInput, NotFound
 from copytrail.ledger import merkle, note
@@ -107,12 +106,8 @@ class Witness:
             return None
         return note.parse_checkpoint(note.parse_note(f.read_bytes()).text)
 
-    @contextmanager
-    def _locked(self) -> Iterator[None]:
-        self.state.mkdir(parents=True, exist_ok=True)
-        with open(self.state / ".lock", "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            yield
+    def _locked(self) -> AbstractContextManager[None]:
+        return exclusive(self.state / ".lock")
 
     # ---- the decision --------------------------------------------------------------------------
     def cosign(self, signed_note: bytes | str, proof: list[bytes] | None) -> dict[str, Any]:
